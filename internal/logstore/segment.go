@@ -120,7 +120,9 @@ type batchReader struct {
 }
 
 func newBatchReader(f File, start, end int64, bufSize int) *batchReader {
-	return &batchReader{f: f, end: end, pos: start, bpos: start, buf: make([]byte, bufSize)}
+	// Most scans cover a short tail; size the buffer to what there is.
+	n := max(min(int64(bufSize), end-start), record.HeaderSize)
+	return &batchReader{f: f, end: end, pos: start, bpos: start, buf: make([]byte, n)}
 }
 
 // errTorn reports bytes at the end of a file that are too few to hold the

@@ -1,0 +1,366 @@
+package logstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/record"
+)
+
+func TestAppendReadRoundTrip(t *testing.T) {
+	for _, sync := range []string{"always", "never", "interval:5ms"} {
+		t.Run(sync, func(t *testing.T) {
+			pol, err := ParseSyncPolicy(sync)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tl := openTestLog(t, Options{Sync: pol})
+			tl.create("orders", 3, nil)
+			p := tl.part("orders", 1)
+			var want [][]byte
+			next := int64(0)
+			for i := 0; i < 50; i++ {
+				b := makeBatch(1+i%7, 100, 1000+int64(i), i)
+				res, err := p.Append(context.Background(), b)
+				if err != nil {
+					t.Fatalf("append %d: %v", i, err)
+				}
+				if res.BaseOffset != next {
+					t.Fatalf("append %d: got base offset %d, want %d", i, res.BaseOffset, next)
+				}
+				next = res.LastOffset + 1
+				want = append(want, b)
+			}
+			check := func(p *Partition) {
+				t.Helper()
+				got := readAllBatches(t, p, 0)
+				if len(got) != len(want) {
+					t.Fatalf("got %d batches, want %d", len(got), len(want))
+				}
+				for i := range got {
+					if !bytes.Equal(got[i], want[i]) {
+						t.Fatalf("batch %d differs from what was appended", i)
+					}
+				}
+				if hw := p.HighWatermark(); hw != next {
+					t.Fatalf("got high watermark %d, want %d", hw, next)
+				}
+			}
+			check(p)
+			tl = tl.reopen()
+			check(tl.part("orders", 1))
+		})
+	}
+}
+
+func TestReadReturnsWholeBatches(t *testing.T) {
+	tl := openTestLog(t, Options{})
+	tl.create("t", 1, nil)
+	p := tl.part("t", 0)
+	for i := 0; i < 10; i++ {
+		if _, err := p.Append(context.Background(), makeBatch(10, 200, 1, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batchSize := len(makeBatch(10, 200, 1, 0))
+	tests := []struct {
+		name        string
+		offset      int64
+		maxBytes    int
+		wantBatches int
+		wantFirst   int64
+	}{
+		{"first batch even when over the limit", 0, 1, 1, 0},
+		{"offset mid batch returns that batch", 15, 1, 1, 10},
+		{"limit fits three batches", 20, 3*batchSize + 10, 3, 20},
+		{"last offset", 99, 1 << 20, 1, 90},
+		{"everything", 0, 1 << 20, 10, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := p.Read(context.Background(), tt.offset, tt.maxBytes, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, first := 0, int64(-1)
+			for b := res.Batches; len(b) > 0; n++ {
+				h, err := record.ParseHeader(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if first < 0 {
+					first = h.BaseOffset
+				}
+				b = b[h.Size():]
+			}
+			if n != tt.wantBatches || first != tt.wantFirst {
+				t.Fatalf("got %d batches from %d, want %d from %d", n, first, tt.wantBatches, tt.wantFirst)
+			}
+		})
+	}
+	if res, err := p.Read(context.Background(), 100, 100, nil); err != nil || len(res.Batches) != 0 {
+		t.Fatalf("read at high watermark: got %d bytes, %v; want none, nil", len(res.Batches), err)
+	}
+	if _, err := p.Read(context.Background(), 101, 100, nil); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("read past high watermark: got %v, want ErrOffsetOutOfRange", err)
+	}
+}
+
+func TestAppendRejectsBadBatches(t *testing.T) {
+	tl := openTestLog(t, Options{})
+	tl.create("t", 1, map[string]string{"max.message.bytes": "2000"})
+	p := tl.part("t", 0)
+	good := makeBatch(2, 10, 1, 0)
+	flipped := append([]byte(nil), good...)
+	flipped[len(flipped)-1] ^= 1
+	tests := []struct {
+		name  string
+		batch []byte
+		want  error
+	}{
+		{"bad crc", flipped, record.ErrChecksum},
+		{"truncated", good[:len(good)-3], record.ErrMalformed},
+		{"too short", good[:20], record.ErrMalformed},
+		{"two batches", append(append([]byte(nil), good...), good...), record.ErrMalformed},
+		{"over max.message.bytes", makeBatch(10, 300, 1, 0), record.ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := p.Append(context.Background(), tt.batch)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if info := p.Info(); info.HighWatermark != 0 || info.SizeBytes != 0 {
+		t.Fatalf("rejected batches changed the log: %+v", info)
+	}
+}
+
+func TestRollAndReadAcrossSegments(t *testing.T) {
+	tl := openTestLog(t, Options{})
+	tl.create("t", 1, map[string]string{"segment.bytes": "4096", "index.interval.bytes": "512"})
+	p := tl.part("t", 0)
+	var want [][]byte
+	for i := 0; i < 200; i++ {
+		b := makeBatch(3, 50, int64(i), i)
+		if _, err := p.Append(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b)
+	}
+	if n := p.Info().Segments; n < 10 {
+		t.Fatalf("got %d segments, want at least 10", n)
+	}
+	for _, reopen := range []bool{false, true} {
+		if reopen {
+			tl = tl.reopen()
+			p = tl.part("t", 0)
+		}
+		got := readAllBatches(t, p, 0)
+		if len(got) != len(want) {
+			t.Fatalf("got %d batches, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("batch %d differs", i)
+			}
+		}
+		// Every offset finds its batch.
+		for off := int64(0); off < 600; off += 7 {
+			res, err := p.Read(context.Background(), off, 1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, _ := record.ParseHeader(res.Batches)
+			if off < h.BaseOffset || off > h.LastOffset() {
+				t.Fatalf("read at %d returned batch [%d, %d]", off, h.BaseOffset, h.LastOffset())
+			}
+		}
+	}
+}
+
+func TestSegmentRollByAge(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	tl := openTestLog(t, Options{Now: clock.Now})
+	tl.create("t", 1, map[string]string{"segment.ms": "60000"})
+	p := tl.part("t", 0)
+	for i := 0; i < 3; i++ {
+		if _, err := p.Append(context.Background(), makeBatch(1, 10, clock.Now().UnixMilli(), i)); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(61 * time.Second)
+	}
+	if got := p.Info().Segments; got != 3 {
+		t.Fatalf("got %d segments, want 3", got)
+	}
+}
+
+func TestOffsetForTime(t *testing.T) {
+	tl := openTestLog(t, Options{})
+	tl.create("t", 1, map[string]string{"segment.bytes": "2048", "index.interval.bytes": "256"})
+	p := tl.part("t", 0)
+	// Batch i has timestamp 1000+10i and offsets [2i, 2i+1].
+	for i := 0; i < 100; i++ {
+		if _, err := p.Append(context.Background(), makeBatch(2, 20, 1000+10*int64(i), i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		ts        int64
+		want      int64
+		wantFound bool
+	}{
+		{0, 0, true},
+		{1000, 0, true},
+		{1001, 2, true},
+		{1500, 100, true},
+		{1990, 198, true},
+		{1991, 0, false},
+	}
+	for _, reopen := range []bool{false, true} {
+		if reopen {
+			tl = tl.reopen()
+			p = tl.part("t", 0)
+		}
+		for _, tt := range tests {
+			off, _, found, err := p.OffsetForTime(context.Background(), tt.ts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != tt.wantFound || (found && off != tt.want) {
+				t.Fatalf("OffsetForTime(%d): got %d, %v; want %d, %v", tt.ts, off, found, tt.want, tt.wantFound)
+			}
+		}
+	}
+}
+
+func TestRetention(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	tl := openTestLog(t, Options{Now: clock.Now, CheckpointInterval: time.Hour})
+	tl.create("bytes", 1, map[string]string{"segment.bytes": "2048", "retention.bytes": "8192"})
+	tl.create("time", 1, map[string]string{"segment.bytes": "2048", "retention.ms": "60000"})
+	pb, pt := tl.part("bytes", 0), tl.part("time", 0)
+	for i := 0; i < 100; i++ {
+		ts := clock.Now().UnixMilli()
+		if _, err := pb.Append(context.Background(), makeBatch(2, 100, ts, i)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pt.Append(context.Background(), makeBatch(2, 100, ts, i)); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Second)
+	}
+	// Rolled segments must be flushed before retention may delete them.
+	pb.flushSealed()
+	pt.flushSealed()
+	tl.EnforceRetention()
+
+	info := pb.Info()
+	if info.SizeBytes < 8192 || info.SizeBytes > 8192+2048 {
+		t.Fatalf("retention.bytes: got %d bytes, want between 8192 and 10240", info.SizeBytes)
+	}
+	if info.LogStartOffset == 0 {
+		t.Fatalf("retention.bytes: log start offset did not advance")
+	}
+	if _, err := pb.Read(context.Background(), 0, 100, nil); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("read below log start: got %v, want ErrOffsetOutOfRange", err)
+	}
+	if got := readAllBatches(t, pb, info.LogStartOffset); len(got) == 0 {
+		t.Fatalf("nothing readable from the log start offset")
+	}
+	// Records are 100 s old at most; 60 s retention keeps the youngest.
+	ti := pt.Info()
+	if ti.LogStartOffset < 2*30 || ti.LogStartOffset > 2*45 {
+		t.Fatalf("retention.ms: got log start offset %d, want between 60 and 90", ti.LogStartOffset)
+	}
+	// Everything expires: the active segment rolls, then goes.
+	clock.Advance(time.Hour)
+	tl.EnforceRetention()
+	pt.flushSealed()
+	tl.EnforceRetention()
+	if ti := pt.Info(); ti.LogStartOffset != ti.HighWatermark || ti.HighWatermark != 200 {
+		t.Fatalf("all expired: got log start %d, high watermark %d; want both 200", ti.LogStartOffset, ti.HighWatermark)
+	}
+	tl = tl.reopen()
+	if ti := tl.part("time", 0).Info(); ti.LogStartOffset != 200 || ti.HighWatermark != 200 {
+		t.Fatalf("after reopen: got [%d, %d), want [200, 200)", ti.LogStartOffset, ti.HighWatermark)
+	}
+}
+
+func TestWaitWakesOnAppend(t *testing.T) {
+	tl := openTestLog(t, Options{})
+	tl.create("t", 1, nil)
+	p := tl.part("t", 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := p.Wait(ctx, 0); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait on empty partition: got %v, want deadline exceeded", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Wait(context.Background(), 0) }()
+	time.Sleep(10 * time.Millisecond)
+	if _, err := p.Append(context.Background(), makeBatch(1, 1, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("wait was not woken by the append")
+	}
+	go func() { done <- p.Wait(context.Background(), 5) }()
+	_ = tl.DeleteTopic(context.Background(), "t")
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("wait after delete: got %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("wait was not woken by topic deletion")
+	}
+}
+
+func TestTopicAdmin(t *testing.T) {
+	cat := newMemCatalog()
+	tl := openTestLog(t, Options{Catalog: cat})
+	tl.create("a", 2, map[string]string{"retention.ms": "1000"})
+	if _, err := tl.CreateTopic(context.Background(), "a", 1, nil); !errors.Is(err, ErrTopicExists) {
+		t.Fatalf("create twice: got %v, want ErrTopicExists", err)
+	}
+	if _, err := tl.CreateTopic(context.Background(), "bad/name", 1, nil); err == nil {
+		t.Fatal("create with a bad name succeeded")
+	}
+	if _, err := tl.AddPartitions(context.Background(), "a", 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.AlterTopicConfig(context.Background(), "a", map[string]string{"retention.ms": "5000"}); err != nil {
+		t.Fatal(err)
+	}
+	tl = tl.reopen()
+	ti, err := tl.Topic("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ti.Partitions) != 4 || ti.Config.RetentionMs != 5000 {
+		t.Fatalf("after reopen: got %d partitions, retention.ms %d; want 4, 5000", len(ti.Partitions), ti.Config.RetentionMs)
+	}
+	if _, err := tl.part("a", 3).Append(context.Background(), makeBatch(1, 1, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.DeleteTopic(context.Background(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.Partition("a", 0); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("partition of deleted topic: got %v, want ErrUnknownTopic", err)
+	}
+	tl.create("a", 1, nil)
+	if hw := tl.part("a", 0).HighWatermark(); hw != 0 {
+		t.Fatalf("recreated topic: got high watermark %d, want 0", hw)
+	}
+}
