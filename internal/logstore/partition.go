@@ -435,6 +435,7 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int, buf []
 		seg.release()
 		if err != nil {
 			if len(out) > 0 && errors.Is(err, ErrCorrupt) {
+				res.NextOffset = next
 				break // return what is good; the next read reports the damage
 			}
 			return res, err
