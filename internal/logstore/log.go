@@ -573,4 +573,3 @@ func (l *Log) EnforceRetention() {
 		}
 	}
 }
-
