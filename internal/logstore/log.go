@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/record"
 	"github.com/sluice-dev/sluice/internal/topic"
 )
 
@@ -32,6 +33,7 @@ type Log struct {
 	fs      FS
 	dir     string
 	metrics *metrics
+	codecs  record.Codecs
 
 	mu     sync.RWMutex
 	topics map[string]*topicState

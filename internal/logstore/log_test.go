@@ -364,3 +364,30 @@ func TestTopicAdmin(t *testing.T) {
 		t.Fatalf("recreated topic: got high watermark %d, want 0", hw)
 	}
 }
+
+func TestOffsetForTimeWithinBatch(t *testing.T) {
+	tl := openTestLog(t, Options{})
+	tl.create("t", 1, nil)
+	p := tl.part("t", 0)
+	var c record.Codecs
+	for _, codec := range []record.Compression{record.CompressionNone, record.CompressionZstd} {
+		recs := []record.Record{{Value: []byte("a"), Timestamp: 100}, {Value: []byte("b"), Timestamp: 300}, {Value: []byte("c"), Timestamp: 200}, {Value: []byte("d"), Timestamp: 400}}
+		b, err := c.AppendBatch(nil, recs, record.BatchOptions{Compression: codec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.Append(context.Background(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct{ ts, want, wantTs int64 }{{50, 0, 100}, {150, 1, 300}, {250, 1, 300}, {350, 3, 400}} {
+			off, ts, found, err := p.OffsetForTime(context.Background(), tt.ts)
+			if err != nil || !found || off-res.BaseOffset != tt.want && res.BaseOffset == 0 {
+				t.Fatalf("%v: OffsetForTime(%d): got %d (ts %d), %v, %v; want %d", codec, tt.ts, off, ts, found, err, tt.want)
+			}
+			if res.BaseOffset == 0 && ts != tt.wantTs {
+				t.Fatalf("%v: OffsetForTime(%d): got timestamp %d, want %d", codec, tt.ts, ts, tt.wantTs)
+			}
+		}
+	}
+}

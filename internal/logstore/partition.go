@@ -609,11 +609,13 @@ func (p *Partition) OffsetForTime(ctx context.Context, ts int64) (offset, timest
 			return 0, 0, false, nil
 		}
 		if h.NextOffset() > from && h.MaxTimestamp >= ts {
-			off, t, err := firstAtOrAfter(b, h, ts, from)
+			off, t, ok, err := p.firstAtOrAfter(b, h, ts, from)
 			if err != nil {
 				return 0, 0, false, p.corrupt(seg, r.pos, h.BaseOffset, err)
 			}
-			return off, t, true, nil
+			if ok {
+				return off, t, true, nil
+			}
 		}
 		r.advance(len(b))
 	}

@@ -153,7 +153,8 @@ func (h Header) Control() bool { return h.Attributes&0x20 != 0 }
 
 // ParseHeader decodes the header at the start of b. It checks only that the
 // header is present and self-consistent (magic 2, a batchLength that covers
-// the header, a record count that agrees with lastOffsetDelta); it does not
+// the header, a known codec, a record count between 0 and lastOffsetDelta+1:
+// compaction may leave fewer records than offsets, never more); it does not
 // require the whole batch to be in b and does not check the CRC.
 func ParseHeader(b []byte) (Header, error) {
 	if len(b) < HeaderSize {
@@ -186,6 +187,10 @@ func ParseHeader(b []byte) (Header, error) {
 		return h, fmt.Errorf("%w: negative baseOffset %d", ErrMalformed, h.BaseOffset)
 	case h.Compression() > CompressionZstd:
 		return h, fmt.Errorf("%w: unknown compression codec %d", ErrMalformed, h.Compression())
+	case h.RecordCount < 0:
+		return h, fmt.Errorf("%w: negative record count %d", ErrMalformed, h.RecordCount)
+	case int64(h.RecordCount) > int64(h.LastOffsetDelta)+1:
+		return h, fmt.Errorf("%w: record count %d exceeds lastOffsetDelta %d + 1", ErrMalformed, h.RecordCount, h.LastOffsetDelta)
 	}
 	return h, nil
 }

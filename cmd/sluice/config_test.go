@@ -1,0 +1,160 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sluice-dev/sluice/internal/logstore"
+	"github.com/sluice-dev/sluice/internal/server"
+)
+
+func TestServeConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	writeFile := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	full := writeFile("full.yaml", `
+data_dir: /from/yaml
+http_addr: 127.0.0.1:1001
+kafka_addr: 127.0.0.1:2001
+fsync: never
+log_level: debug
+log_format: json
+`)
+	partial := writeFile("partial.yaml", "fsync: interval:250ms\n")
+	empty := writeFile("empty.yaml", "")
+	unknown := writeFile("unknown.yaml", "data_dir: /x\nhttp_adress: 127.0.0.1:1\n")
+	badFsync := writeFile("badfsync.yaml", "fsync: sometimes\n")
+	nested := writeFile("nested.yaml", "http_addr:\n  host: x\n")
+	notMapping := writeFile("list.yaml", "- a\n- b\n")
+
+	defaults := server.Options{
+		DataDir:   "./sluice-data",
+		HTTPAddr:  "127.0.0.1:8080",
+		KafkaAddr: "127.0.0.1:9092",
+		Fsync:     logstore.SyncPolicy{Mode: logstore.SyncAlways},
+	}
+	with := func(f func(o *server.Options)) server.Options {
+		o := defaults
+		f(&o)
+		return o
+	}
+
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    server.Options
+		wantErr string
+	}{
+		{name: "defaults", want: defaults},
+		{name: "yaml over defaults", args: []string{"--config", full},
+			want: server.Options{DataDir: "/from/yaml", HTTPAddr: "127.0.0.1:1001", KafkaAddr: "127.0.0.1:2001",
+				Fsync: logstore.SyncPolicy{Mode: logstore.SyncNever}}},
+		{name: "config file from env", env: map[string]string{"SLUICE_CONFIG": partial},
+			want: with(func(o *server.Options) {
+				o.Fsync = logstore.SyncPolicy{Mode: logstore.SyncInterval, Interval: 250 * time.Millisecond}
+			})},
+		{name: "--config over SLUICE_CONFIG", args: []string{"--config", partial}, env: map[string]string{"SLUICE_CONFIG": unknown},
+			want: with(func(o *server.Options) {
+				o.Fsync = logstore.SyncPolicy{Mode: logstore.SyncInterval, Interval: 250 * time.Millisecond}
+			})},
+		{name: "empty file", args: []string{"--config", empty}, want: defaults},
+		{name: "env over yaml", args: []string{"--config", full},
+			env: map[string]string{"SLUICE_DATA_DIR": "/from/env", "SLUICE_FSYNC": "always"},
+			want: server.Options{DataDir: "/from/env", HTTPAddr: "127.0.0.1:1001", KafkaAddr: "127.0.0.1:2001",
+				Fsync: logstore.SyncPolicy{Mode: logstore.SyncAlways}}},
+		{name: "flag over env over yaml", args: []string{"--config", full, "--data-dir", "/from/flag", "--http-addr", ":0"},
+			env: map[string]string{"SLUICE_DATA_DIR": "/from/env", "SLUICE_KAFKA_ADDR": "127.0.0.1:3001"},
+			want: server.Options{DataDir: "/from/flag", HTTPAddr: ":0", KafkaAddr: "127.0.0.1:3001",
+				Fsync: logstore.SyncPolicy{Mode: logstore.SyncNever}}},
+		{name: "flag equal to default still wins", args: []string{"--fsync", "always"}, env: map[string]string{"SLUICE_FSYNC": "never"},
+			want: defaults},
+		{name: "empty env var is unset", env: map[string]string{"SLUICE_HTTP_ADDR": ""}, want: defaults},
+		{name: "fsync interval flag", args: []string{"--fsync=interval:2s"},
+			want: with(func(o *server.Options) {
+				o.Fsync = logstore.SyncPolicy{Mode: logstore.SyncInterval, Interval: 2 * time.Second}
+			})},
+
+		{name: "unknown yaml key", args: []string{"--config", unknown},
+			wantErr: `config file ` + unknown + `: unknown key "http_adress" (known keys: data_dir, fsync, http_addr, kafka_addr, log_format, log_level)`},
+		{name: "nested yaml value", args: []string{"--config", nested}, wantErr: `key "http_addr": want a single value`},
+		{name: "yaml not a mapping", args: []string{"--config", notMapping}, wantErr: "want a mapping of settings"},
+		{name: "missing config file", args: []string{"--config", filepath.Join(dir, "nope.yaml")}, wantErr: "nope.yaml: no such file or directory"},
+		{name: "bad --fsync", args: []string{"--fsync", "sometimes"},
+			wantErr: `fsync policy "sometimes": want always, never or interval:<duration> (set by --fsync)`},
+		{name: "bad fsync interval", args: []string{"--fsync", "interval:-1s"}, wantErr: `fsync policy "interval:-1s": want a positive duration`},
+		{name: "bad SLUICE_FSYNC", env: map[string]string{"SLUICE_FSYNC": "sometimes"}, wantErr: "(set by SLUICE_FSYNC)"},
+		{name: "bad fsync in yaml", args: []string{"--config", badFsync}, wantErr: "(set by config file " + badFsync + ")"},
+		{name: "bad --http-addr", args: []string{"--http-addr", "localhost"}, wantErr: `http address "localhost": want host:port`},
+		{name: "bad --kafka-addr", args: []string{"--kafka-addr", "127.0.0.1:99999"}, wantErr: `kafka address "127.0.0.1:99999": port must be a number`},
+		{name: "bad --log-format", args: []string{"--log-format", "xml"}, wantErr: `log format "xml": want text or json (set by --log-format)`},
+		{name: "bad SLUICE_LOG_LEVEL", env: map[string]string{"SLUICE_LOG_LEVEL": "loud"}, wantErr: `log level "loud"`},
+		{name: "empty data dir", args: []string{"--data-dir", ""}, wantErr: "data directory: empty path (set by --data-dir)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := resolveServeOptions(tc.args, tc.env)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got error %v, want one containing %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "\n") {
+					t.Errorf("error %q spans lines, want one", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("got error %v, want nil", err)
+			}
+			if got.Logger == nil {
+				t.Error("got nil Logger")
+			}
+			got.Logger = nil
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// resolveServeOptions runs sluice serve's configuration steps on args and
+// env, as the command does before starting the server.
+func resolveServeOptions(args []string, env map[string]string) (server.Options, error) {
+	cfg := newServeConfig()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.settings.addFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return server.Options{}, err
+	}
+	lookup := func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}
+	if err := cfg.settings.resolve(fs, lookup); err != nil {
+		return server.Options{}, err
+	}
+	return cfg.serverOptions(io.Discard)
+}
+
+func TestServeHelpMentionsEnvAndKafkaStatus(t *testing.T) {
+	cmd := newServeCommand()
+	usage := cmd.Flags().FlagUsages()
+	for _, want := range []string{"[SLUICE_DATA_DIR]", "[SLUICE_HTTP_ADDR]", "[SLUICE_KAFKA_ADDR]", "[SLUICE_FSYNC]",
+		"[SLUICE_LOG_LEVEL]", "[SLUICE_LOG_FORMAT]", "[SLUICE_CONFIG]", "not yet used", `default "./sluice-data"`} {
+		if !strings.Contains(usage, want) {
+			t.Errorf("serve --help lacks %q:\n%s", want, usage)
+		}
+	}
+}

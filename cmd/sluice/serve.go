@@ -1,0 +1,150 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-dev/sluice/internal/logstore"
+	"github.com/sluice-dev/sluice/internal/server"
+)
+
+// serveConfig is sluice serve's configuration as resolved from flags,
+// environment, configuration file and defaults, before validation.
+type serveConfig struct {
+	DataDir   string
+	HTTPAddr  string
+	KafkaAddr string
+	Fsync     string
+	LogLevel  string
+	LogFormat string
+
+	settings settings
+}
+
+func newServeConfig() *serveConfig {
+	c := &serveConfig{}
+	c.settings = settings{
+		{key: "data_dir", def: "./sluice-data", dst: &c.DataDir,
+			usage: "directory for the log and metadata; created if missing, locked while serving"},
+		{key: "http_addr", def: server.DefaultHTTPAddr, dst: &c.HTTPAddr,
+			usage: "host:port for the HTTP API, /healthz, /readyz and /metrics (port 0 picks a free port)"},
+		{key: "kafka_addr", def: server.DefaultKafkaAddr, dst: &c.KafkaAddr,
+			usage: "host:port for the Kafka protocol listener (validated, but not yet used: the listener is not implemented yet)"},
+		{key: "fsync", def: "always", dst: &c.Fsync,
+			usage: "when appends are made durable: always (ack after fsync), interval:<duration> (e.g. interval:100ms) or never"},
+		{key: "log_level", def: "info", dst: &c.LogLevel,
+			usage: "log level: debug, info, warn or error"},
+		{key: "log_format", def: "text", dst: &c.LogFormat,
+			usage: "log format: text or json"},
+	}
+	return c
+}
+
+func newServeCommand() *cobra.Command {
+	cfg := newServeConfig()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Sluice server (embedded mode: no external services)",
+		Long: `Run the Sluice server on one data directory.
+
+Every setting can also come from a SLUICE_* environment variable or a YAML
+configuration file (--config); flags win over the environment, which wins
+over the file, which wins over the defaults. Logs go to stderr.
+SIGINT or SIGTERM shuts the server down gracefully; a second signal exits at once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cfg.settings.resolve(cmd.Flags(), os.LookupEnv); err != nil {
+				return err
+			}
+			opts, err := cfg.serverOptions(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(opts)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			go func() {
+				// After the first signal, restore the default handling so
+				// that a second one kills a shutdown that hangs.
+				<-ctx.Done()
+				stop()
+			}()
+			b := currentBuild()
+			opts.Logger.Info("sluice", "version", b.Version, "commit", b.Commit, "go", b.GoVersion, "pid", os.Getpid())
+			return srv.Run(ctx)
+		},
+	}
+	cfg.settings.addFlags(cmd.Flags())
+	return cmd
+}
+
+// serverOptions validates the configuration and turns it into
+// server.Options, with a logger writing to logOut.
+func (c *serveConfig) serverOptions(logOut io.Writer) (server.Options, error) {
+	bad := func(dst *string, err error) error {
+		return fmt.Errorf("%w (set by %s)", err, c.settings.source(dst))
+	}
+	if c.DataDir == "" {
+		return server.Options{}, bad(&c.DataDir, fmt.Errorf("data directory: empty path"))
+	}
+	if err := server.ValidateAddr(c.HTTPAddr); err != nil {
+		return server.Options{}, bad(&c.HTTPAddr, fmt.Errorf("http address %w", err))
+	}
+	if err := server.ValidateAddr(c.KafkaAddr); err != nil {
+		return server.Options{}, bad(&c.KafkaAddr, fmt.Errorf("kafka address %w", err))
+	}
+	fsync, err := logstore.ParseSyncPolicy(c.Fsync)
+	if err != nil {
+		return server.Options{}, bad(&c.Fsync, err)
+	}
+	level, err := parseLogLevel(c.LogLevel)
+	if err != nil {
+		return server.Options{}, bad(&c.LogLevel, err)
+	}
+	logger, err := newLogger(logOut, level, c.LogFormat)
+	if err != nil {
+		return server.Options{}, bad(&c.LogFormat, err)
+	}
+	return server.Options{
+		DataDir:   c.DataDir,
+		HTTPAddr:  c.HTTPAddr,
+		KafkaAddr: c.KafkaAddr,
+		Fsync:     fsync,
+		Logger:    logger,
+	}, nil
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+}
+
+func newLogger(w io.Writer, level slog.Level, format string) (*slog.Logger, error) {
+	hopts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
