@@ -50,6 +50,29 @@ func RawFsync(dir string, block int, total int64) (float64, error) {
 	return float64(total) / time.Since(start).Seconds(), nil
 }
 
+// RawFsyncParallel runs RawFsync on n files at once, total bytes in all,
+// and returns the combined bytes per second: the baseline for several
+// partitions fsyncing concurrently.
+func RawFsyncParallel(dir string, block int, total int64, n int) (float64, error) {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = RawFsync(dir, block, total/int64(n))
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return 0, err
+		}
+	}
+	return float64(total) / time.Since(start).Seconds(), nil
+}
+
 // AppendConfig describes an append workload.
 type AppendConfig struct {
 	Partitions  int
