@@ -148,7 +148,10 @@ func (p *Partition) enforceRetention(now int64) {
 		if !s.sealed || !s.indexDurable {
 			break
 		}
-		expired := cfg.RetentionMs >= 0 && s.idx.hasTs && now-s.idx.maxTs > cfg.RetentionMs
+		// An empty sealed segment (the sound prefix of a quarantined one
+		// can be empty) holds nothing to keep and must not block the rest.
+		empty := s.size.Load() == 0
+		expired := empty || cfg.RetentionMs >= 0 && s.idx.hasTs && now-s.idx.maxTs > cfg.RetentionMs
 		over := cfg.RetentionBytes >= 0 && total-s.size.Load() >= cfg.RetentionBytes
 		if !expired && !over {
 			break
