@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/sluice-dev/sluice/internal/record"
 	"github.com/sluice-dev/sluice/internal/topic"
 )
@@ -57,25 +55,18 @@ func (c *memCatalog) DeleteTopic(name string) error {
 // makeBatch builds an uncompressed batch of n records with values of
 // valueSize bytes, tagged with seq so tests can tell batches apart.
 func makeBatch(n, valueSize int, ts int64, seq int) []byte {
-	var recs []byte
-	for i := 0; i < n; i++ {
+	var c record.Codecs
+	recs := make([]record.Record, n)
+	for i := range recs {
 		v := make([]byte, valueSize)
 		copy(v, fmt.Sprintf("batch %d record %d ", seq, i))
-		r := kmsg.Record{OffsetDelta: int32(i), Key: []byte(fmt.Sprintf("k%d", i)), Value: v}
-		body := r.AppendTo(nil)
-		recs = append(recs, body...)
+		recs[i] = record.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: v, Timestamp: ts}
 	}
-	// kmsg.Record.AppendTo writes the length prefix itself.
-	rb := kmsg.RecordBatch{
-		PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(n - 1),
-		FirstTimestamp: ts, MaxTimestamp: ts, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
-		NumRecords: int32(n), Records: recs,
+	b, err := c.AppendBatch(nil, recs, record.BatchOptions{})
+	if err != nil {
+		panic(err)
 	}
-	b := rb.AppendTo(nil)
-	rb.Length = int32(len(b) - record.LengthPrefix)
-	b = rb.AppendTo(nil)
-	rb.CRC = int32(record.Checksum(b))
-	return rb.AppendTo(nil)
+	return b
 }
 
 type testLog struct {

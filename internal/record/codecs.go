@@ -245,21 +245,28 @@ func tooLarge(codec Compression, limit int) error {
 // output never grows further than that, whatever the stream claims.
 func readBounded(dst []byte, r io.Reader, limit int) ([]byte, error) {
 	end := len(dst) + limit + 1 // where reading stops
-	for {
+	for empty := 0; ; {
 		if len(dst) == cap(dst) {
 			grow := max(cap(dst), 4<<10)
 			dst = slices.Grow(dst, min(grow, end-len(dst)))
 		}
 		n, err := r.Read(dst[len(dst):min(cap(dst), end)])
 		dst = dst[:len(dst)+n]
-		if len(dst) == end {
+		switch {
+		case len(dst) == end:
 			return dst, errOverLimit
-		}
-		if err == io.EOF {
+		case err == io.EOF:
 			return dst, nil
-		}
-		if err != nil {
+		case err != nil:
 			return dst, err
+		case n > 0:
+			empty = 0
+		default:
+			// As bufio does: a reader that keeps returning nothing
+			// would otherwise spin here forever.
+			if empty++; empty == 100 {
+				return dst, io.ErrNoProgress
+			}
 		}
 	}
 }

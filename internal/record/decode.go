@@ -16,8 +16,11 @@ type DecodeLimits struct {
 	// MaxBytes bounds the records section after decompression (for an
 	// uncompressed batch, the section as stored). A batch over it fails with
 	// an error wrapping ErrTooLarge before more than MaxBytes+1 bytes of
-	// output are allocated, however much the compressed data claims. Zero
-	// or negative means DefaultMaxDecompressedBytes.
+	// output are allocated, however much the compressed data claims. A zstd
+	// frame that declares a window larger than MaxBytes fails the same way.
+	// Besides the output, a decoder holds its codec's working memory, a few
+	// MiB at most (an lz4 frame may declare 4 MiB blocks). Zero or negative
+	// means DefaultMaxDecompressedBytes.
 	MaxBytes int
 }
 
@@ -63,8 +66,8 @@ func (c *Codecs) DecodeBatch(b []byte, limits DecodeLimits, fn func(Record) erro
 	} else if len(records) > limit {
 		return h, tooLarge(codec, limit)
 	}
-	var scratch []RecordHeader
-	return h, walkRecords(&h, records, &scratch, fn)
+	var headers []RecordHeader // reused from record to record
+	return h, walkRecords(&h, records, &headers, fn)
 }
 
 // AppendRecords checks and decodes the batch that b holds exactly, like

@@ -20,6 +20,25 @@
 //	    53    4 baseSequence
 //	    57    4 recordCount
 //	    61    - records (compressed as a whole when the codec is not none)
+//
+// Each record in the (decompressed) records section is, with varints
+// zigzag-encoded as in protobuf:
+//
+//	varint  length          bytes that follow
+//	int8    attributes      unused
+//	varlong timestampDelta  from baseTimestamp (may be negative)
+//	varint  offsetDelta     from baseOffset: 0, 1, ... recordCount-1
+//	varint  keyLength       -1 for a null key
+//	bytes   key
+//	varint  valueLength     -1 for a null value (a tombstone)
+//	bytes   value
+//	varint  headerCount
+//	        per header: varint keyLength, key, varint valueLength (-1 null), value
+//
+// Codecs frames and unframes records (AppendBatch, DecodeBatch,
+// AppendRecords) with franz-go's kmsg and kbin. Snappy is written as one
+// plain snappy block, as franz-go does, and read either as a plain block or
+// in the xerial framing of the Java client; lz4 uses the lz4 frame format.
 package record
 
 import (

@@ -139,8 +139,8 @@ func TestCheckProduced(t *testing.T) {
 		{"at the limit", good, len(good), nil},
 		{"over the limit", good, len(good) - 1, ErrTooLarge},
 		{"bad crc", func() []byte { b := append([]byte{}, good...); b[len(b)-1] ^= 1; return b }(), 0, ErrChecksum},
-		{"no records", edit(func(b []byte) { putUint32(b[offRecordCount:], 0) }), 0, ErrMalformed},
-		{"count below lastOffsetDelta", edit(func(b []byte) { putUint32(b[offRecordCount:], 2) }), 0, ErrMalformed},
+		{"no records", edit(func(b []byte) { binary.BigEndian.PutUint32(b[offRecordCount:], 0) }), 0, ErrMalformed},
+		{"count below lastOffsetDelta", edit(func(b []byte) { binary.BigEndian.PutUint32(b[offRecordCount:], 2) }), 0, ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

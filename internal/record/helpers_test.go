@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -150,12 +151,10 @@ func decodeAll(c *Codecs, b []byte, limits DecodeLimits) ([]Record, Header, erro
 
 // reseal fixes the batchLength and CRC of a batch a test has edited.
 func reseal(b []byte) []byte {
-	putUint32(b[offBatchLength:], uint32(len(b)-LengthPrefix))
-	putUint32(b[offCRC:], Checksum(b))
+	binary.BigEndian.PutUint32(b[offBatchLength:], uint32(len(b)-LengthPrefix))
+	binary.BigEndian.PutUint32(b[offCRC:], Checksum(b))
 	return b
 }
-
-func putUint32(b []byte, v uint32) { b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v) }
 
 // rawBatch frames an arbitrary records section, as a hostile or buggy
 // producer might.
