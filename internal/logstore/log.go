@@ -259,12 +259,15 @@ func (l *Log) Health() error {
 	return errors.Join(errs...)
 }
 
-func (l *Log) topicList() []*topicState {
+// topicList returns a snapshot of every topic, sorted by name. Topic
+// states are copied under the lock because AlterTopicConfig and
+// AddPartitions replace their fields.
+func (l *Log) topicList() []topicState {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	ts := make([]*topicState, 0, len(l.topics))
+	ts := make([]topicState, 0, len(l.topics))
 	for _, t := range l.topics {
-		ts = append(ts, t)
+		ts = append(ts, *t)
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].spec.Name < ts[j].spec.Name })
 	return ts
@@ -298,11 +301,15 @@ type TopicInfo struct {
 func (l *Log) Topic(name string) (TopicInfo, error) {
 	l.mu.RLock()
 	t, ok := l.topics[name]
+	var snap topicState
+	if ok {
+		snap = *t
+	}
 	l.mu.RUnlock()
 	if !ok {
 		return TopicInfo{}, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 	}
-	return t.info(), nil
+	return snap.info(), nil
 }
 
 // Topics describes every topic, sorted by name.
@@ -315,8 +322,8 @@ func (l *Log) Topics() []TopicInfo {
 	return out
 }
 
-func (t *topicState) info() TopicInfo {
-	ti := TopicInfo{Spec: t.spec, Config: *t.parts[0].cfg.Load()}
+func (t topicState) info() TopicInfo {
+	ti := TopicInfo{Spec: t.spec, Config: *t.cfg}
 	for _, p := range t.parts {
 		ti.Partitions = append(ti.Partitions, p.Info())
 	}

@@ -391,3 +391,26 @@ func TestOffsetForTimeWithinBatch(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminConcurrentWithBackgroundWork(t *testing.T) {
+	tl := openTestLog(t, Options{CheckpointInterval: time.Millisecond, RetentionCheckInterval: time.Millisecond})
+	tl.create("t", 1, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			_ = tl.Health()
+			_ = tl.Topics()
+			_, _ = tl.Topic("t")
+		}
+	}()
+	for n := int32(2); n < 20; n++ {
+		if _, err := tl.AddPartitions(context.Background(), "t", n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tl.AlterTopicConfig(context.Background(), "t", map[string]string{"retention.ms": "100000"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+}
