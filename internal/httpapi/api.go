@@ -33,8 +33,9 @@ const DefaultMaxBodyBytes = 64 << 20
 
 // API serves the HTTP API over a stream.Log.
 type API struct {
-	log  stream.Log
-	opts Options
+	log     stream.Log
+	opts    Options
+	metrics *metrics
 }
 
 // New returns the API over log.
@@ -48,10 +49,59 @@ func New(log stream.Log, opts Options) (*API, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &API{log: log, opts: opts}
+	a := &API{log: log, opts: opts, metrics: newMetrics()}
+	if opts.Registerer != nil {
+		if err := a.metrics.register(opts.Registerer); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
 // Register adds the API's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
+	a.registerTopics(mux)
+	a.registerProduce(mux)
+	a.registerConsume(mux)
+	a.registerGroups(mux)
+	a.registerRESTProxyConsumers(mux)
 }
+
+// handlerFunc is an API handler: it writes its response on success and
+// returns an error, which handle answers in the one JSON error shape.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle registers fn for pattern (a net/http ServeMux pattern with a
+// method, such as "GET /v1/topics/{topic}"), counting requests and timing
+// them under the pattern as the route label.
+func (a *API) handle(mux *http.ServeMux, pattern string, fn handlerFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		if err := fn(sw, r); err != nil {
+			a.writeError(sw, r, err)
+		}
+		a.metrics.observe(pattern, sw.status, time.Since(start))
+	})
+}
+
+// statusWriter records the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Flush lets long-polling and streaming handlers flush through the wrapper.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap exposes the underlying writer to http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,5 @@
+package httpapi
+
+import "net/http"
+
+func (a *API) registerRESTProxyConsumers(mux *http.ServeMux) {}
