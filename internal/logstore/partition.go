@@ -460,6 +460,7 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int, buf []
 func (p *Partition) readSegment(seg *segment, pos, offset, hw int64, maxBytes int, out []byte) ([]byte, int64, error) {
 	size := seg.size.Load()
 	var hb [record.HeaderSize]byte
+	var first record.Header
 	// Walk headers from the index position to the batch holding offset.
 	for {
 		if pos >= size {
@@ -484,6 +485,7 @@ func (p *Partition) readSegment(seg *segment, pos, offset, hw int64, maxBytes in
 			if h.BaseOffset >= hw {
 				return out, offset, nil
 			}
+			first = h
 			break
 		}
 		pos += int64(h.Size())
@@ -491,11 +493,7 @@ func (p *Partition) readSegment(seg *segment, pos, offset, hw int64, maxBytes in
 	// Read a chunk from pos: what fits in maxBytes, or at least the first batch.
 	want := int64(maxBytes - len(out))
 	if len(out) == 0 {
-		if _, err := seg.f.ReadAt(hb[:], pos); err != nil {
-			return out, offset, fmt.Errorf("read %s at byte %d: %w", seg.path, pos, err)
-		}
-		h, _ := record.ParseHeader(hb[:])
-		want = max(want, int64(h.Size()))
+		want = max(want, int64(first.Size()))
 	}
 	want = min(want, size-pos)
 	if want <= 0 {
