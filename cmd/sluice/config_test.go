@@ -30,6 +30,7 @@ kafka_addr: 127.0.0.1:2001
 fsync: never
 log_level: debug
 log_format: json
+http_max_body: 1GiB
 `)
 	partial := writeFile("partial.yaml", "fsync: interval:250ms\n")
 	empty := writeFile("empty.yaml", "")
@@ -39,10 +40,11 @@ log_format: json
 	notMapping := writeFile("list.yaml", "- a\n- b\n")
 
 	defaults := server.Options{
-		DataDir:   "./sluice-data",
-		HTTPAddr:  "127.0.0.1:8080",
-		KafkaAddr: "127.0.0.1:9092",
-		Fsync:     logstore.SyncPolicy{Mode: logstore.SyncAlways},
+		DataDir:          "./sluice-data",
+		HTTPAddr:         "127.0.0.1:8080",
+		KafkaAddr:        "127.0.0.1:9092",
+		Fsync:            logstore.SyncPolicy{Mode: logstore.SyncAlways},
+		HTTPMaxBodyBytes: 64 << 20,
 	}
 	with := func(f func(o *server.Options)) server.Options {
 		o := defaults
@@ -60,7 +62,7 @@ log_format: json
 		{name: "defaults", want: defaults},
 		{name: "yaml over defaults", args: []string{"--config", full},
 			want: server.Options{DataDir: "/from/yaml", HTTPAddr: "127.0.0.1:1001", KafkaAddr: "127.0.0.1:2001",
-				Fsync: logstore.SyncPolicy{Mode: logstore.SyncNever}}},
+				Fsync: logstore.SyncPolicy{Mode: logstore.SyncNever}, HTTPMaxBodyBytes: 1 << 30}},
 		{name: "config file from env", env: map[string]string{"SLUICE_CONFIG": partial},
 			want: with(func(o *server.Options) {
 				o.Fsync = logstore.SyncPolicy{Mode: logstore.SyncInterval, Interval: 250 * time.Millisecond}
@@ -73,11 +75,11 @@ log_format: json
 		{name: "env over yaml", args: []string{"--config", full},
 			env: map[string]string{"SLUICE_DATA_DIR": "/from/env", "SLUICE_FSYNC": "always"},
 			want: server.Options{DataDir: "/from/env", HTTPAddr: "127.0.0.1:1001", KafkaAddr: "127.0.0.1:2001",
-				Fsync: logstore.SyncPolicy{Mode: logstore.SyncAlways}}},
+				Fsync: logstore.SyncPolicy{Mode: logstore.SyncAlways}, HTTPMaxBodyBytes: 1 << 30}},
 		{name: "flag over env over yaml", args: []string{"--config", full, "--data-dir", "/from/flag", "--http-addr", ":0"},
 			env: map[string]string{"SLUICE_DATA_DIR": "/from/env", "SLUICE_KAFKA_ADDR": "127.0.0.1:3001"},
 			want: server.Options{DataDir: "/from/flag", HTTPAddr: ":0", KafkaAddr: "127.0.0.1:3001",
-				Fsync: logstore.SyncPolicy{Mode: logstore.SyncNever}}},
+				Fsync: logstore.SyncPolicy{Mode: logstore.SyncNever}, HTTPMaxBodyBytes: 1 << 30}},
 		{name: "flag equal to default still wins", args: []string{"--fsync", "always"}, env: map[string]string{"SLUICE_FSYNC": "never"},
 			want: defaults},
 		{name: "empty env var is unset", env: map[string]string{"SLUICE_HTTP_ADDR": ""}, want: defaults},
@@ -86,8 +88,17 @@ log_format: json
 				o.Fsync = logstore.SyncPolicy{Mode: logstore.SyncInterval, Interval: 2 * time.Second}
 			})},
 
+		{name: "http max body in bytes", args: []string{"--http-max-body", "1048576"},
+			want: with(func(o *server.Options) { o.HTTPMaxBodyBytes = 1 << 20 })},
+		{name: "http max body from env", env: map[string]string{"SLUICE_HTTP_MAX_BODY": "512kib"},
+			want: with(func(o *server.Options) { o.HTTPMaxBodyBytes = 512 << 10 })},
+		{name: "http max body too large", args: []string{"--http-max-body", "2GiB"},
+			wantErr: `http max body "2GiB": want 1KiB to 1GiB (set by --http-max-body)`},
+		{name: "http max body too small", args: []string{"--http-max-body", "100"}, wantErr: `want 1KiB to 1GiB`},
+		{name: "http max body not a size", args: []string{"--http-max-body", "lots"},
+			wantErr: `http max body "lots": want a number of bytes, optionally with KiB, MiB or GiB`},
 		{name: "unknown yaml key", args: []string{"--config", unknown},
-			wantErr: `config file ` + unknown + `: unknown key "http_adress" (known keys: data_dir, fsync, http_addr, kafka_addr, log_format, log_level)`},
+			wantErr: `config file ` + unknown + `: unknown key "http_adress" (known keys: data_dir, fsync, http_addr, http_max_body, kafka_addr, log_format, log_level)`},
 		{name: "nested yaml value", args: []string{"--config", nested}, wantErr: `key "http_addr": want a single value`},
 		{name: "yaml not a mapping", args: []string{"--config", notMapping}, wantErr: "want a mapping of settings"},
 		{name: "missing config file", args: []string{"--config", filepath.Join(dir, "nope.yaml")}, wantErr: "nope.yaml: no such file or directory"},
@@ -152,7 +163,7 @@ func TestServeHelpMentionsEnvAndKafkaStatus(t *testing.T) {
 	cmd := newServeCommand()
 	usage := cmd.Flags().FlagUsages()
 	for _, want := range []string{"[SLUICE_DATA_DIR]", "[SLUICE_HTTP_ADDR]", "[SLUICE_KAFKA_ADDR]", "[SLUICE_FSYNC]",
-		"[SLUICE_LOG_LEVEL]", "[SLUICE_LOG_FORMAT]", "[SLUICE_CONFIG]", "not yet used", `default "./sluice-data"`} {
+		"[SLUICE_LOG_LEVEL]", "[SLUICE_LOG_FORMAT]", "[SLUICE_CONFIG]", "[SLUICE_HTTP_MAX_BODY]", "not yet used", `default "./sluice-data"`} {
 		if !strings.Contains(usage, want) {
 			t.Errorf("serve --help lacks %q:\n%s", want, usage)
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -18,12 +19,13 @@ import (
 // serveConfig is sluice serve's configuration as resolved from flags,
 // environment, configuration file and defaults, before validation.
 type serveConfig struct {
-	DataDir   string
-	HTTPAddr  string
-	KafkaAddr string
-	Fsync     string
-	LogLevel  string
-	LogFormat string
+	DataDir     string
+	HTTPAddr    string
+	HTTPMaxBody string
+	KafkaAddr   string
+	Fsync       string
+	LogLevel    string
+	LogFormat   string
 
 	settings settings
 }
@@ -35,6 +37,8 @@ func newServeConfig() *serveConfig {
 			usage: "directory for the log and metadata; created if missing, locked while serving"},
 		{key: "http_addr", def: server.DefaultHTTPAddr, dst: &c.HTTPAddr,
 			usage: "host:port for the HTTP API, /healthz, /readyz and /metrics (port 0 picks a free port)"},
+		{key: "http_max_body", def: "64MiB", dst: &c.HTTPMaxBody,
+			usage: "largest HTTP request body accepted (a produce request, say); larger ones get 413: bytes, or a number with KiB, MiB or GiB, at most 1GiB"},
 		{key: "kafka_addr", def: server.DefaultKafkaAddr, dst: &c.KafkaAddr,
 			usage: "host:port for the Kafka protocol listener (validated, but not yet used: the listener is not implemented yet)"},
 		{key: "fsync", def: "always", dst: &c.Fsync,
@@ -100,6 +104,10 @@ func (c *serveConfig) serverOptions(logOut io.Writer) (server.Options, error) {
 	if err := server.ValidateAddr(c.HTTPAddr); err != nil {
 		return server.Options{}, bad(&c.HTTPAddr, fmt.Errorf("http address %w", err))
 	}
+	maxBody, err := parseByteSize(c.HTTPMaxBody, 1<<10, 1<<30)
+	if err != nil {
+		return server.Options{}, bad(&c.HTTPMaxBody, fmt.Errorf("http max body %w", err))
+	}
 	if err := server.ValidateAddr(c.KafkaAddr); err != nil {
 		return server.Options{}, bad(&c.KafkaAddr, fmt.Errorf("kafka address %w", err))
 	}
@@ -116,12 +124,49 @@ func (c *serveConfig) serverOptions(logOut io.Writer) (server.Options, error) {
 		return server.Options{}, bad(&c.LogFormat, err)
 	}
 	return server.Options{
-		DataDir:   c.DataDir,
-		HTTPAddr:  c.HTTPAddr,
-		KafkaAddr: c.KafkaAddr,
-		Fsync:     fsync,
-		Logger:    logger,
+		DataDir:          c.DataDir,
+		HTTPAddr:         c.HTTPAddr,
+		KafkaAddr:        c.KafkaAddr,
+		Fsync:            fsync,
+		Logger:           logger,
+		HTTPMaxBodyBytes: maxBody,
 	}, nil
+}
+
+// parseByteSize parses a size in bytes: a number, optionally followed by
+// KiB, MiB or GiB (case-insensitive), from min to max.
+func parseByteSize(s string, min, max int64) (int64, error) {
+	num, unit := s, int64(1)
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"b", 1}} {
+		if strings.HasSuffix(strings.ToLower(s), u.suffix) {
+			num, unit = strings.TrimSpace(s[:len(s)-len(u.suffix)]), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: want a number of bytes, optionally with KiB, MiB or GiB (such as 64MiB)", s)
+	}
+	if n > max/unit || n*unit < min || n*unit > max {
+		return 0, fmt.Errorf("%q: want %s to %s", s, formatByteSize(min), formatByteSize(max))
+	}
+	return n * unit, nil
+}
+
+// formatByteSize writes n in the largest of GiB, MiB and KiB that divides it.
+func formatByteSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.n && n%u.n == 0 {
+			return strconv.FormatInt(n/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 func parseLogLevel(s string) (slog.Level, error) {

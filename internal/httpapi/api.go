@@ -26,6 +26,13 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// ConsumerInstanceTimeout is how long a Kafka REST Proxy v2 consumer
+	// instance may stay idle before it is removed from its group (REST
+	// Proxy's consumer.instance.timeout.ms). Default 5 minutes.
+	ConsumerInstanceTimeout time.Duration
+	// MaxConsumerInstances bounds the REST Proxy v2 consumer instances
+	// alive at once, over all groups. Default 1000.
+	MaxConsumerInstances int
 }
 
 // DefaultMaxBodyBytes is the default request body limit.
@@ -36,6 +43,8 @@ type API struct {
 	log     stream.Log
 	opts    Options
 	metrics *metrics
+	prod    producer   // the produce path's caches and pools (produce.go)
+	cons    *consumers // group members and consume state (members.go)
 }
 
 // New returns the API over log.
@@ -49,13 +58,30 @@ func New(log stream.Log, opts Options) (*API, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ConsumerInstanceTimeout <= 0 {
+		opts.ConsumerInstanceTimeout = DefaultConsumerInstanceTimeout
+	}
+	if opts.MaxConsumerInstances <= 0 {
+		opts.MaxConsumerInstances = DefaultMaxConsumerInstances
+	}
 	a := &API{log: log, opts: opts, metrics: newMetrics()}
+	a.cons = newConsumers(opts)
+	a.metrics.groupLag.lag = a.groupLag
 	if opts.Registerer != nil {
 		if err := a.metrics.register(opts.Registerer); err != nil {
 			return nil, err
 		}
 	}
 	return a, nil
+}
+
+// Close ends the long polls in flight (they answer with what they have)
+// and makes new ones return at once, so that a server shutting down does
+// not wait for them. The API keeps serving other requests. It starts no
+// goroutines and holds nothing else to release.
+func (a *API) Close() error {
+	a.cons.close()
+	return nil
 }
 
 // Register adds the API's routes to mux.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,9 @@ type Error struct {
 	Status  int
 	Code    int // defaults to Status
 	Message string
+	// ContentType is the media type of the error body; default
+	// application/json. REST Proxy routes answer with contentTypeRESTProxy.
+	ContentType string
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -43,8 +47,51 @@ func statusOf(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, stream.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case isMaxBytes(err):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The client went away or the server is shutting down.
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+func isMaxBytes(err error) bool {
+	var me *http.MaxBytesError
+	return errors.As(err, &me)
+}
+
+// Kafka REST Proxy v2's error codes for what the seam reports, and the
+// media type of its responses.
+const (
+	codeUnknownTopic     = 40401
+	codeUnknownPartition = 40402
+	codeKafkaError       = 50002
+	codeRetriableError   = 50003
+
+	contentTypeRESTProxy = "application/vnd.kafka.v2+json"
+)
+
+// restProxyError returns err as REST Proxy v2 clients expect it: the same
+// status and JSON shape, REST Proxy's error codes and media type. Handlers
+// of REST Proxy routes return their errors through it.
+func restProxyError(err error) *Error {
+	status := statusOf(err)
+	e := &Error{Status: status, Code: status, Message: err.Error(), ContentType: contentTypeRESTProxy}
+	var he *Error
+	switch {
+	case errors.As(err, &he) && he.Code != 0:
+		e.Code = he.Code
+	case errors.Is(err, stream.ErrUnknownTopic):
+		e.Code = codeUnknownTopic
+	case errors.Is(err, stream.ErrUnknownPartition):
+		e.Code = codeUnknownPartition
+	case errors.Is(err, stream.ErrUnavailable):
+		e.Code = codeRetriableError
+	case status >= 500:
+		e.Code = codeKafkaError
+	}
+	return e
 }
 
 // errorBody is the JSON shape of every error response.
@@ -57,15 +104,22 @@ type errorBody struct {
 // other than 503) are logged; their message still names what failed.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
-	code := status
+	code, contentType := status, "application/json"
 	var he *Error
-	if errors.As(err, &he) && he.Code != 0 {
-		code = he.Code
+	if errors.As(err, &he) {
+		if he.Code != 0 {
+			code = he.Code
+		}
+		if he.ContentType != "" {
+			contentType = he.ContentType
+		}
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		a.opts.Logger.Error("http request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, status, errorBody{ErrorCode: code, Message: err.Error()})
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{ErrorCode: code, Message: err.Error()})
 }
 
 // writeJSON writes v as the response body with the given status.

@@ -13,7 +13,7 @@ type metrics struct {
 	requests        *prometheus.CounterVec
 	duration        *prometheus.HistogramVec
 	producedRecords *prometheus.CounterVec
-	groupLag        *prometheus.GaugeVec
+	groupLag        *lagCollector // computed at scrape time (groups.go)
 }
 
 func newMetrics() *metrics {
@@ -28,9 +28,7 @@ func newMetrics() *metrics {
 		producedRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_produced_records_total", Help: "Records produced over HTTP, by topic.",
 		}, []string{"topic"}),
-		groupLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_consumer_group_lag_records", Help: "Records between a group's committed offsets and the high watermarks, by group and topic.",
-		}, []string{"group", "topic"}),
+		groupLag: newLagCollector(),
 	}
 }
 

@@ -11,14 +11,22 @@ import (
 
 // Handler returns the server's HTTP handler: the routes of Routes, with the
 // mux's own "404 page not found" and "405 method not allowed" answers
-// replaced by JSON errors.
+// replaced by JSON errors. The HTTP API (internal/httpapi) joins the same
+// mux once Start has opened the log; until then, requests for paths the mux
+// does not know yet get 503 rather than 404.
 func (s *Server) Handler() http.Handler {
-	return jsonMuxErrors(s.Routes())
+	return jsonMuxErrors(s.routes(), func() bool { return !s.apiServing.Load() })
+}
+
+// routes returns the server's one mux, building it on first use.
+func (s *Server) routes() *http.ServeMux {
+	s.muxOnce.Do(func() { s.mux = s.Routes() })
+	return s.mux
 }
 
 // Routes builds the HTTP routing, the one place that says which handler
-// serves which path. The REST API (internal/httpapi) mounts its handlers
-// here too.
+// serves which path, except for the HTTP API's routes, which Start adds
+// (see httpapi.API.Register) once the log is open.
 func (s *Server) Routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
@@ -92,8 +100,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // jsonMuxErrors serves requests that match no route in the JSON error shape.
 // It asks the mux what it would do; for the cases where the mux answers by
 // itself (not found, method not allowed, path redirects) it lets the mux's
-// handler choose status and headers, then writes the body as JSON.
-func jsonMuxErrors(mux *http.ServeMux) http.Handler {
+// handler choose status and headers, then writes the body as JSON. While
+// starting reports true, a path the mux does not know is answered 503: its
+// route may not have been added yet.
+func jsonMuxErrors(mux *http.ServeMux, starting func() bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
@@ -112,6 +122,10 @@ func jsonMuxErrors(mux *http.ServeMux) http.Handler {
 		}
 		if allow := rec.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
+		}
+		if rec.status == http.StatusNotFound && starting() {
+			writeError(w, http.StatusServiceUnavailable, "starting up: the HTTP API is not serving yet; retry shortly")
+			return
 		}
 		msg := strings.ToLower(http.StatusText(rec.status))
 		switch rec.status {

@@ -21,14 +21,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sluice-dev/sluice/internal/dirlock"
+	"github.com/sluice-dev/sluice/internal/httpapi"
 	"github.com/sluice-dev/sluice/internal/logstore"
 	"github.com/sluice-dev/sluice/internal/meta"
+	"github.com/sluice-dev/sluice/internal/stream/embedded"
 )
 
 // Defaults for Options.
@@ -74,6 +77,10 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
+	// HTTPMaxBodyBytes bounds a request body of the HTTP API; larger
+	// bodies get 413 without being read past the limit. Default
+	// httpapi.DefaultMaxBodyBytes (64 MiB).
+	HTTPMaxBodyBytes int64
 }
 
 func (o *Options) setDefaults() error {
@@ -109,6 +116,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.HTTPMaxBodyBytes <= 0 {
+		o.HTTPMaxBodyBytes = httpapi.DefaultMaxBodyBytes
 	}
 	return nil
 }
@@ -157,6 +167,7 @@ type Server struct {
 	lock      *dirlock.Lock
 	meta      *meta.Store
 	log       *logstore.Log
+	api       *httpapi.API
 	ln        net.Listener
 	http      *http.Server
 	serveDone chan struct{} // closed when the HTTP server's Serve returns
@@ -167,6 +178,12 @@ type Server struct {
 	mu     sync.Mutex
 	phase  phase
 	checks []check
+
+	// mux is the HTTP routing (see Handler); the API's routes join it once
+	// the log is open, and apiServing says they have.
+	muxOnce    sync.Once
+	mux        *http.ServeMux
+	apiServing atomic.Bool
 }
 
 // New validates opts and returns a Server that has not yet touched the data
@@ -211,8 +228,9 @@ func (s *Server) addCheck(name string, fn func() error) {
 }
 
 // Start locks the data directory, starts serving HTTP (healthy, but not
-// ready), opens the metadata store and the log (recovering it if the last
-// run did not shut down cleanly), and then reports ready. ctx bounds
+// ready; the API answers 503), opens the metadata store and the log
+// (recovering it if the last run did not shut down cleanly), adds the API's
+// routes, and then reports ready. ctx bounds
 // start-up only. If Start fails it undoes whatever it did and the Server
 // cannot be started again.
 func (s *Server) Start(ctx context.Context) (err error) {
@@ -265,6 +283,19 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.addCheck("log", s.log.Health)
 
+	api, err := httpapi.New(embedded.New(s.log, s.meta), httpapi.Options{
+		MaxBodyBytes: s.opts.HTTPMaxBodyBytes,
+		Logger:       s.logger,
+		Registerer:   s.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("http api: %w", err)
+	}
+	s.api = api
+	s.routes() // the mux Handler built before the listener started
+	api.Register(s.mux)
+	s.apiServing.Store(true)
+
 	s.logger.Info("kafka protocol listener not implemented yet; kafka address ignored", "kafka_addr", s.opts.KafkaAddr)
 	s.setPhase(phaseRunning)
 	s.logger.Info("ready", "http_addr", ln.Addr().String())
@@ -313,8 +344,9 @@ func (s *Server) Run(ctx context.Context) error {
 	return errors.Join(serveErr, s.Shutdown(sctx))
 }
 
-// Shutdown stops the server: it reports not ready, stops accepting HTTP
-// requests and waits for those in flight until ctx is done (then closes
+// Shutdown stops the server: it reports not ready, ends the API's long
+// polls, stops accepting HTTP requests and waits for those in flight until
+// ctx is done (then closes
 // their connections), closes the log (flushing it and writing a clean
 // recovery checkpoint), closes the metadata store and releases the data
 // directory, in that order. It waits for a Start in progress to return
@@ -340,6 +372,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) stop(ctx context.Context) error {
 	s.setPhase(phaseStopping)
 	var errs []error
+	if s.api != nil {
+		// End the API's long polls, so that they do not hold up the
+		// HTTP shutdown below.
+		s.api.Close()
+	}
 	if s.http != nil {
 		if err := s.http.Shutdown(ctx); err != nil {
 			s.logger.Warn("http requests still in flight at the shutdown deadline; closing their connections", "err", err)
