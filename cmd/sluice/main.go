@@ -29,5 +29,6 @@ partitioned log on local disk, with no external services to run.`,
 		SilenceUsage:  true,
 	}
 	root.AddCommand(newServeCommand(), newBenchCommand(), newVersionCommand())
+	root.AddCommand(newTopicCommand(), newProduceCommand(), newConsumeCommand(), newGroupCommand())
 	return root
 }
