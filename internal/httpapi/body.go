@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -260,7 +259,7 @@ func (d *bodyDecoder) fail(status, code int, format string, args ...any) *Error 
 			e.Status = http.StatusUnprocessableEntity
 		}
 		e.Code = code
-		e.ContentType = contentTypeRESTProxy
+		e.ContentType = mediaRESTV2
 	}
 	return e
 }
@@ -272,17 +271,11 @@ func (d *bodyDecoder) shape(format string, args ...any) *Error {
 }
 
 // readErr turns an error from the JSON decoder into a 4xx: malformed JSON
-// and invalid UTF-8 are 400, a body over the limit 413, a read that timed
-// out 408, any other failure to read the body 400.
+// and invalid UTF-8 are 400, a record over its bound 413, and a failure to
+// read the body what bodyReadError says.
 func (d *bodyDecoder) readErr(err error) error {
-	var (
-		maxErr *http.MaxBytesError
-		synErr *jsontext.SyntacticError
-		netErr net.Error
-	)
+	var synErr *jsontext.SyntacticError
 	switch {
-	case errors.As(err, &maxErr):
-		return d.fail(http.StatusRequestEntityTooLarge, 0, "request body is larger than the limit of %d bytes", maxErr.Limit)
 	case errors.Is(err, errRecordText):
 		return d.fail(http.StatusRequestEntityTooLarge, 0, "the record's JSON is over %d bytes, too large for topic %q's max.message.bytes of %d",
 			recordTextLimit(d.lim.maxMessageBytes), d.lim.topic, d.lim.maxMessageBytes)
@@ -290,10 +283,11 @@ func (d *bodyDecoder) readErr(err error) error {
 		return d.fail(http.StatusBadRequest, 0, "malformed JSON: the body ends in the middle of a JSON value")
 	case errors.As(err, &synErr):
 		return d.fail(http.StatusBadRequest, 0, "malformed JSON at byte %d: %s", synErr.ByteOffset, trimJSONErr(synErr.Err))
-	case errors.As(err, &netErr) && netErr.Timeout():
-		return d.fail(http.StatusRequestTimeout, 0, "reading the request body timed out")
 	}
-	return d.fail(http.StatusBadRequest, 0, "read request body: %v", err)
+	// The decoder passes read errors on as they are (wrapped, never as a
+	// SyntacticError).
+	re := bodyReadError(err)
+	return d.fail(re.Status, 0, "%s", re.Message)
 }
 
 // trimJSONErr drops the jsontext package prefix from an error message.
@@ -332,6 +326,21 @@ func (d *bodyDecoder) delim() error {
 	return nil
 }
 
+// nullOrEnd is for a value that is not of the kind the caller wants: it
+// reads it when it is null, or what ended the input when there is none
+// (kind 0), and reports whether it did. Other kinds are for the caller to
+// refuse.
+func (d *bodyDecoder) nullOrEnd(k jsontext.Kind) (bool, error) {
+	switch k {
+	case 'n':
+		_, err := d.value()
+		return true, err
+	case 0:
+		return true, d.delim()
+	}
+	return false, nil
+}
+
 // name reads an object member name, unquoted. The result is valid until
 // the next call.
 func (d *bodyDecoder) name() ([]byte, error) {
@@ -339,14 +348,20 @@ func (d *bodyDecoder) name() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return d.unquote(&d.p.name, raw)
+}
+
+// unquote returns the text of raw, a JSON string: a part of raw when it has
+// no escapes, else *scratch, reused, holding it unescaped.
+func (d *bodyDecoder) unquote(scratch *[]byte, raw []byte) ([]byte, error) {
 	if bytes.IndexByte(raw, '\\') < 0 {
 		return raw[1 : len(raw)-1], nil
 	}
-	d.p.name, err = jsontext.AppendUnquote(d.p.name[:0], raw)
-	if err != nil {
+	var err error
+	if *scratch, err = jsontext.AppendUnquote((*scratch)[:0], raw); err != nil {
 		return nil, d.readErr(err)
 	}
-	return d.p.name, nil
+	return *scratch, nil
 }
 
 // kindName describes a JSON kind for messages.
@@ -665,14 +680,10 @@ func (d *bodyDecoder) record() error {
 
 // text reads a string (stored as its UTF-8 bytes) or null.
 func (d *bodyDecoder) text(field, hint string) (span, error) {
-	switch k := d.peek(); k {
-	case '"':
-	case 'n':
-		_, err := d.value()
-		return null, err
-	case 0:
-		return null, d.delim()
-	default:
+	if k := d.peek(); k != '"' {
+		if done, err := d.nullOrEnd(k); done {
+			return null, err
+		}
 		return null, d.shape("%s is %s; want a string or null%s", field, kindName(k), hint)
 	}
 	raw, err := d.value()
@@ -711,14 +722,10 @@ func (d *bodyDecoder) jsonValue() (span, error) {
 // base64 reads a base64 string (standard alphabet, padded) or null and
 // stores the bytes it encodes.
 func (d *bodyDecoder) base64(field string, f int) (span, error) {
-	switch k := d.peek(); k {
-	case '"':
-	case 'n':
-		_, err := d.value()
-		return null, err
-	case 0:
-		return null, d.delim()
-	default:
+	if k := d.peek(); k != '"' {
+		if done, err := d.nullOrEnd(k); done {
+			return null, err
+		}
 		return null, d.fail(http.StatusBadRequest, fieldCode(f), "%s is %s; want a base64 string or null", field, kindName(k))
 	}
 	raw, err := d.value()
@@ -726,12 +733,9 @@ func (d *bodyDecoder) base64(field string, f int) (span, error) {
 		return null, err
 	}
 	p := d.p
-	s := raw[1 : len(raw)-1]
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		if p.str, err = jsontext.AppendUnquote(p.str[:0], raw); err != nil {
-			return null, d.readErr(err)
-		}
-		s = p.str
+	s, err := d.unquote(&p.str, raw)
+	if err != nil {
+		return null, err
 	}
 	c := p.room(base64.StdEncoding.DecodedLen(len(s)))
 	buf := p.chunks[c]
@@ -752,14 +756,10 @@ func (d *bodyDecoder) headers(b64 bool, from int32) error {
 	if b64 {
 		field = "headers_base64"
 	}
-	switch k := d.peek(); k {
-	case '{':
-	case 'n':
-		_, err := d.value()
-		return err
-	case 0:
-		return d.delim()
-	default:
+	if k := d.peek(); k != '{' {
+		if done, err := d.nullOrEnd(k); done {
+			return err
+		}
 		return d.shape("%s is %s; want an object of header names to values", field, kindName(k))
 	}
 	if err := d.delim(); err != nil {
@@ -809,14 +809,10 @@ func dupHeader(hs []pendingHeader, name []byte) bool {
 
 // integer reads an integer or null (ok is false for null).
 func (d *bodyDecoder) integer(field string) (n int64, ok bool, err error) {
-	switch k := d.peek(); k {
-	case '0':
-	case 'n':
-		_, err := d.value()
-		return 0, false, err
-	case 0:
-		return 0, false, d.delim()
-	default:
+	if k := d.peek(); k != '0' {
+		if done, err := d.nullOrEnd(k); done {
+			return 0, false, err
+		}
 		return 0, false, d.shape("%s is %s; want an integer", field, kindName(k))
 	}
 	raw, err := d.value()

@@ -135,15 +135,15 @@ func TestProducePartialFailure(t *testing.T) {
 	api.Register(mux)
 	e.handler = mux
 
-	r := e.do("POST", "/v1/topics/t/records", "", `{"records":[{"value":1,"partition":0},{"value":2,"partition":1}]}`)
+	r := e.do("POST", "/v1/topics/t/records", `{"records":[{"value":1,"partition":0},{"value":2,"partition":1}]}`, noContentType...)
 	if r.status != 503 {
 		t.Fatalf("native: got %d (%s), want 503", r.status, r.body)
 	}
-	if eb := errorOf(t, r); !strings.Contains(eb.Message, "produce to t/1: disk gone") || !strings.Contains(eb.Message, "1 other partitions were written") {
+	if eb := r.errBody(t); !strings.Contains(eb.Message, "produce to t/1: disk gone") || !strings.Contains(eb.Message, "1 other partitions were written") {
 		t.Errorf("native: got %q", eb.Message)
 	}
 
-	r = e.do("POST", "/topics/t", mediaRESTBinary, `{"records":[{"value":"YQ==","partition":0},{"value":"Yg==","partition":1}]}`)
+	r = e.do("POST", "/topics/t", `{"records":[{"value":"YQ==","partition":0},{"value":"Yg==","partition":1}]}`, "Content-Type", mediaRESTBinary)
 	if r.status != 200 {
 		t.Fatalf("REST Proxy: got %d (%s), want 200 with per-record errors", r.status, r.body)
 	}
@@ -154,11 +154,11 @@ func TestProducePartialFailure(t *testing.T) {
 	}
 
 	// When every partition fails, REST Proxy gets an error status too.
-	r = e.do("POST", "/topics/t", mediaRESTBinary, `{"records":[{"value":"Yg==","partition":1}]}`)
+	r = e.do("POST", "/topics/t", `{"records":[{"value":"Yg==","partition":1}]}`, "Content-Type", mediaRESTBinary)
 	if r.status != 503 {
 		t.Fatalf("REST Proxy, all failed: got %d (%s), want 503", r.status, r.body)
 	}
-	if eb := errorOf(t, r); eb.ErrorCode != codeRetriableError {
+	if eb := r.errBody(t); eb.ErrorCode != codeRetriableError {
 		t.Errorf("got error_code %d, want %d", eb.ErrorCode, codeRetriableError)
 	}
 }
@@ -180,7 +180,7 @@ func checkDecoded(t *testing.T, body []byte, f bodyFormat) {
 		if !errors.As(err, &he) || he.Status < 400 || he.Status > 499 || he.Message == "" {
 			t.Fatalf("decode %q: got %T %v, want a 4xx *Error", body, err, err)
 		}
-		if f.restProxy() && he.ContentType != contentTypeRESTProxy {
+		if f.restProxy() && he.ContentType != mediaRESTV2 {
 			t.Fatalf("decode %q: REST Proxy error without its content type: %+v", body, he)
 		}
 		return

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -83,8 +85,8 @@ func FuzzParseOffsetSpec(f *testing.F) {
 }
 
 func TestConsumeRecords(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("orders", 2)
+	e := newTestEnv(t)
+	e.createTopic("orders", 2, nil)
 	const ts = 1_700_000_000_000
 	e.values("orders", 0, ts, `{"n":0}`, `{"n":1}`, `{"n":2}`)          // 0-2, ts+0..2
 	e.values("orders", 0, ts+100, `{"n":3}`, `{"n":4}`)                 // 3-4, ts+100..101
@@ -158,8 +160,8 @@ func TestConsumeRecords(t *testing.T) {
 }
 
 func TestConsumeErrors(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("orders", 1)
+	e := newTestEnv(t)
+	e.createTopic("orders", 1, nil)
 	e.values("orders", 0, 1000, "a", "b", "c")
 	tests := []struct {
 		path    string
@@ -200,8 +202,8 @@ func TestConsumeErrors(t *testing.T) {
 }
 
 func TestConsumeRendering(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("t", 1)
+	e := newTestEnv(t)
+	e.createTopic("t", 1, nil)
 	e.produce("t", 0, record.BatchOptions{},
 		record.Record{Key: []byte("user-42"), Value: []byte(`{"a": [1, 2]}`), Timestamp: 5,
 			Headers: []record.RecordHeader{{Key: "h", Value: []byte("v")}, {Key: "bin", Value: []byte{0xff, 0}}, {Key: "nil"}}},
@@ -238,8 +240,8 @@ func TestConsumeRendering(t *testing.T) {
 }
 
 func TestConsumeLongPoll(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("t", 1)
+	e := newTestEnv(t)
+	e.createTopic("t", 1, nil)
 
 	t.Run("returns when a record arrives", func(t *testing.T) {
 		done := make(chan struct{})
@@ -281,7 +283,7 @@ func TestConsumeLongPoll(t *testing.T) {
 	})
 
 	t.Run("Close ends it", func(t *testing.T) {
-		done := make(chan reply)
+		done := make(chan response)
 		go func() { done <- e.do("GET", "/v1/topics/t/partitions/0/records?offset=1&timeout_ms=30000", "") }()
 		time.Sleep(100 * time.Millisecond)
 		start := time.Now()
@@ -302,14 +304,39 @@ func TestConsumeLongPoll(t *testing.T) {
 	})
 
 	t.Run("the client going away ends it", func(t *testing.T) {
-		e := newConsumeEnv(t)
-		e.createTopic("t", 1)
+		e := newTestEnv(t)
+		e.createTopic("t", 1, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		r := e.serve(ctx, "GET", "/v1/topics/t/partitions/0/records?timeout_ms=30000", "")
+		r := e.serve(httptest.NewRequestWithContext(ctx, "GET", "/v1/topics/t/partitions/0/records?timeout_ms=30000", nil))
 		if elapsed := time.Since(start); elapsed > 5*time.Second || r.status != http.StatusServiceUnavailable {
 			t.Errorf("got %d after %s", r.status, elapsed)
 		}
 	})
+}
+
+// nativeRecords is the native consume response.
+type nativeRecords struct {
+	Records []struct {
+		Partition     int32             `json:"partition"`
+		Offset        int64             `json:"offset"`
+		Timestamp     int64             `json:"timestamp"`
+		Key           *string           `json:"key"`
+		KeyBase64     *string           `json:"key_base64"`
+		Value         json.RawMessage   `json:"value"`
+		ValueBase64   *string           `json:"value_base64"`
+		Headers       map[string]any    `json:"headers"`
+		HeadersBase64 map[string]string `json:"headers_base64"`
+	} `json:"records"`
+	NextOffset    int64 `json:"next_offset"`
+	HighWatermark int64 `json:"high_watermark"`
+}
+
+func (n nativeRecords) offsets() []int64 {
+	out := []int64{}
+	for _, r := range n.Records {
+		out = append(out, r.Offset)
+	}
+	return out
 }

@@ -19,7 +19,7 @@ type Error struct {
 	Code    int // defaults to Status
 	Message string
 	// ContentType is the media type of the error body; default
-	// application/json. REST Proxy routes answer with contentTypeRESTProxy.
+	// application/json. REST Proxy routes answer with mediaRESTV2.
 	ContentType string
 }
 
@@ -28,6 +28,12 @@ func (e *Error) Error() string { return e.Message }
 // errorf returns an *Error with the given status.
 func errorf(status int, format string, args ...any) *Error {
 	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// restErrorf returns an *Error as REST Proxy v2 answers it: with its own
+// error code and media type.
+func restErrorf(status, code int, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...), ContentType: mediaRESTV2}
 }
 
 // statusOf maps an error to its HTTP status: the one place where the
@@ -61,23 +67,20 @@ func isMaxBytes(err error) bool {
 	return errors.As(err, &me)
 }
 
-// Kafka REST Proxy v2's error codes for what the seam reports, and the
-// media type of its responses.
+// Kafka REST Proxy v2's error codes for what the seam reports.
 const (
 	codeUnknownTopic     = 40401
 	codeUnknownPartition = 40402
 	codeKafkaError       = 50002
 	codeRetriableError   = 50003
-
-	contentTypeRESTProxy = "application/vnd.kafka.v2+json"
 )
 
 // restProxyError returns err as REST Proxy v2 clients expect it: the same
-// status and JSON shape, REST Proxy's error codes and media type. Handlers
-// of REST Proxy routes return their errors through it.
+// status and JSON shape, REST Proxy's error codes and media type. REST
+// Proxy routes are registered through rest, which applies it.
 func restProxyError(err error) *Error {
 	status := statusOf(err)
-	e := &Error{Status: status, Code: status, Message: err.Error(), ContentType: contentTypeRESTProxy}
+	e := &Error{Status: status, Code: status, Message: err.Error(), ContentType: mediaRESTV2}
 	var he *Error
 	switch {
 	case errors.As(err, &he) && he.Code != 0:
@@ -94,6 +97,16 @@ func restProxyError(err error) *Error {
 	return e
 }
 
+// rest answers fn's errors as REST Proxy does.
+func (a *API) rest(fn handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := fn(w, r); err != nil {
+			return restProxyError(err)
+		}
+		return nil
+	}
+}
+
 // errorBody is the JSON shape of every error response.
 type errorBody struct {
 	ErrorCode int    `json:"error_code"`
@@ -104,7 +117,7 @@ type errorBody struct {
 // other than 503) are logged; their message still names what failed.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
-	code, contentType := status, "application/json"
+	code, contentType := status, mediaJSON
 	var he *Error
 	if errors.As(err, &he) {
 		if he.Code != 0 {
@@ -117,14 +130,13 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		a.opts.Logger.Error("http request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	w.Header().Set("Content-Type", contentType)
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorBody{ErrorCode: code, Message: err.Error()})
+	writeJSON(w, contentType, status, errorBody{ErrorCode: code, Message: err.Error()})
 }
 
-// writeJSON writes v as the response body with the given status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+// writeJSON writes v, encoded as JSON, as the response body with the given
+// media type and status.
+func writeJSON(w http.ResponseWriter, contentType string, status int, v any) {
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -151,7 +151,7 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
 		}
 		out.Groups = append(out.Groups, groupSummaryJSON{Group: g, State: groupState(counts[g]), Members: counts[g], Lag: lag})
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, mediaJSON, http.StatusOK, out)
 	return nil
 }
 
@@ -263,7 +263,7 @@ func (a *API) describeGroup(w http.ResponseWriter, r *http.Request) error {
 	slices.SortFunc(out.Partitions, func(a, b groupPartitionJSON) int {
 		return compareTP(tp{a.Topic, a.Partition}, tp{b.Topic, b.Partition})
 	})
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, mediaJSON, http.StatusOK, out)
 	return nil
 }
 
@@ -301,6 +301,8 @@ func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// commitOffsetJSON is an offset in a request body: to commit, or to seek
+// a REST Proxy consumer instance to.
 type commitOffsetJSON struct {
 	Topic     string  `json:"topic"`
 	Partition *int32  `json:"partition"`
@@ -339,13 +341,11 @@ func (a *API) commitGroupOffsets(w http.ResponseWriter, r *http.Request) error {
 	commits := make([]stream.GroupOffset, len(req.Offsets))
 	for i, o := range req.Offsets {
 		where := fmt.Sprintf("offsets[%d]", i)
+		t, err := checkPartitionRef(where, o.Topic, o.Partition)
+		if err != nil {
+			return err
+		}
 		switch {
-		case o.Topic == "":
-			return errorf(http.StatusUnprocessableEntity, "%s: topic is missing", where)
-		case o.Partition == nil:
-			return errorf(http.StatusUnprocessableEntity, "%s: partition is missing", where)
-		case *o.Partition < 0:
-			return errorf(http.StatusUnprocessableEntity, "%s: partition %d is negative", where, *o.Partition)
 		case o.Offset == nil:
 			return errorf(http.StatusUnprocessableEntity, "%s: offset is missing", where)
 		case *o.Offset < 0:
@@ -353,7 +353,6 @@ func (a *API) commitGroupOffsets(w http.ResponseWriter, r *http.Request) error {
 		case o.Metadata != nil && len(*o.Metadata) > maxOffsetMetadata:
 			return errorf(http.StatusUnprocessableEntity, "%s: metadata is %d bytes; the limit is %d", where, len(*o.Metadata), maxOffsetMetadata)
 		}
-		t := tp{o.Topic, *o.Partition}
 		if j, dup := seen[t]; dup {
 			return errorf(http.StatusUnprocessableEntity, "%s: %s/%d is also offsets[%d]", where, t.topic, t.partition, j)
 		}
@@ -396,7 +395,7 @@ func (a *API) fetchGroupOffsets(w http.ResponseWriter, r *http.Request) error {
 			out.Offsets[i].CommitTime = o.CommitTime.UTC().Format(time.RFC3339Nano)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, mediaJSON, http.StatusOK, out)
 	return nil
 }
 
@@ -511,7 +510,7 @@ func (a *API) seekGroup(w http.ResponseWriter, r *http.Request) error {
 	for i, c := range commits {
 		out.Offsets[i] = groupOffsetJSON{Topic: c.Topic, Partition: c.Partition, Offset: c.Offset}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, mediaJSON, http.StatusOK, out)
 	return nil
 }
 

@@ -27,9 +27,9 @@ func (g groupOffsetsReply) String() string {
 }
 
 func TestGroupOffsets(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("orders", 3)
-	e.createTopic("audit", 1)
+	e := newTestEnv(t)
+	e.createTopic("orders", 3, nil)
+	e.createTopic("audit", 1, nil)
 
 	var got groupOffsetsReply
 	e.must(200, "GET", "/v1/groups/g1/offsets", "", &got)
@@ -140,9 +140,9 @@ type describeReply struct {
 }
 
 func TestGroupsListAndDescribe(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("orders", 2)
-	e.createTopic("audit", 1)
+	e := newTestEnv(t)
+	e.createTopic("orders", 2, nil)
+	e.createTopic("audit", 1, nil)
 	e.values("orders", 0, 1, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j") // hwm 10
 	e.values("orders", 1, 1, "a", "b", "c")                                    // hwm 3
 	e.values("audit", 0, 1, "a", "b")                                          // hwm 2
@@ -178,12 +178,12 @@ func TestGroupsListAndDescribe(t *testing.T) {
 		group, topic string
 		want         float64
 	}{{"g1", "orders", 6}, {"g1", "audit", 0}, {"g0", "orders", 0}} {
-		if v, ok := e.gauge("sluice_consumer_group_lag_records", map[string]string{"group": tt.group, "topic": tt.topic}); !ok || v != tt.want {
+		if v, ok := e.metric("sluice_consumer_group_lag_records", map[string]string{"group": tt.group, "topic": tt.topic}); !ok || v != tt.want {
 			t.Errorf("lag gauge %s/%s: got %v, %v; want %v", tt.group, tt.topic, v, ok, tt.want)
 		}
 	}
 	e.values("orders", 0, 1, "k")
-	if v, _ := e.gauge("sluice_consumer_group_lag_records", map[string]string{"group": "g1", "topic": "orders"}); v != 7 {
+	if v, _ := e.metric("sluice_consumer_group_lag_records", map[string]string{"group": "g1", "topic": "orders"}); v != 7 {
 		t.Errorf("lag gauge after a produce: got %v, want 7", v)
 	}
 
@@ -222,8 +222,8 @@ func TestGroupsListAndDescribe(t *testing.T) {
 }
 
 func TestGroupSeek(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("orders", 3)
+	e := newTestEnv(t)
+	e.createTopic("orders", 3, nil)
 	const ts = 1_700_000_000_000
 	for p := range int32(3) {
 		e.values("orders", p, ts, "a", "b", "c", "d") // offsets 0-3, timestamps ts..ts+3

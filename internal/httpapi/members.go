@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -190,12 +189,11 @@ func (c *consumers) add(m *member) error {
 	c.expireLocked(now)
 	g := c.groups[m.group]
 	if g != nil && g.members[m.id] != nil {
-		return &Error{Status: http.StatusConflict, Code: codeInstanceExists,
-			Message: fmt.Sprintf("consumer instance %q already exists in group %q", m.id, m.group)}
+		return restErrorf(http.StatusConflict, codeInstanceExists, "consumer instance %q already exists in group %q", m.id, m.group)
 	}
 	if c.n >= c.max {
-		return &Error{Status: http.StatusTooManyRequests, Code: codeTooManyInstances,
-			Message: fmt.Sprintf("%d consumer instances are alive, the limit; delete some, or let idle ones expire (after %s)", c.n, c.timeout)}
+		return restErrorf(http.StatusTooManyRequests, codeTooManyInstances,
+			"%d consumer instances are alive, the limit; delete some, or let idle ones expire (after %s)", c.n, c.timeout)
 	}
 	if g == nil {
 		g = &groupMembers{members: map[string]*member{}}
@@ -227,8 +225,7 @@ func (c *consumers) get(group, id string) (*member, error) {
 }
 
 func instanceNotFound(group, id string) error {
-	return &Error{Status: http.StatusNotFound, Code: codeInstanceNotFound,
-		Message: fmt.Sprintf("consumer instance %q not found in group %q", id, group)}
+	return restErrorf(http.StatusNotFound, codeInstanceNotFound, "consumer instance %q not found in group %q", id, group)
 }
 
 // remove deletes the member; 404 if there is none.

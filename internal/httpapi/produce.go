@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,34 +40,8 @@ import (
 
 func (a *API) registerProduce(mux *http.ServeMux) {
 	a.handle(mux, "POST /v1/topics/{topic}/records", a.produceNative)
-	a.handle(mux, "POST /topics/{topic}", a.produceRESTProxy)
-	a.handle(mux, "POST /topics/{topic}/partitions/{partition}", a.produceRESTProxy)
-}
-
-// Media types of produce bodies.
-const (
-	mediaJSON       = "application/json"
-	mediaNDJSON     = "application/x-ndjson"
-	mediaRESTJSON   = "application/vnd.kafka.json.v2+json"
-	mediaRESTBinary = "application/vnd.kafka.binary.v2+json"
-)
-
-// mediaType returns the request's media type, lowercased and without
-// parameters ("" when there is no Content-Type). A charset other than UTF-8
-// is refused.
-func mediaType(r *http.Request) (string, error) {
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return "", nil
-	}
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return "", errorf(http.StatusUnsupportedMediaType, "Content-Type %q does not parse: %v", ct, err)
-	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return "", errorf(http.StatusUnsupportedMediaType, "charset %q is not supported; send UTF-8", cs)
-	}
-	return mt, nil
+	a.handle(mux, "POST /topics/{topic}", a.rest(a.produceRESTProxy))
+	a.handle(mux, "POST /topics/{topic}/partitions/{partition}", a.rest(a.produceRESTProxy))
 }
 
 // produceNative serves POST /v1/topics/{topic}/records.
@@ -154,35 +126,35 @@ func (a *API) produceNative(w http.ResponseWriter, r *http.Request) error {
 func (a *API) produceRESTProxy(w http.ResponseWriter, r *http.Request) error {
 	mt, err := mediaType(r)
 	if err != nil {
-		return restProxyError(err)
+		return err
 	}
 	var f bodyFormat
 	switch mt {
 	case mediaRESTJSON:
 		f = formatRESTJSON
-	case mediaRESTBinary, contentTypeRESTProxy, "application/vnd.kafka+json", "application/vnd.kafka.binary+json":
+	case mediaRESTBinary, mediaRESTV2, "application/vnd.kafka+json", "application/vnd.kafka.binary+json":
 		f = formatRESTBinary
 	case "application/vnd.kafka.avro.v2+json", "application/vnd.kafka.protobuf.v2+json", "application/vnd.kafka.jsonschema.v2+json":
-		return restProxyError(errorf(http.StatusUnsupportedMediaType,
-			"Content-Type %q needs a schema registry, which Sluice does not have; send %s or %s", mt, mediaRESTJSON, mediaRESTBinary))
+		return errorf(http.StatusUnsupportedMediaType,
+			"Content-Type %q needs a schema registry, which Sluice does not have; send %s or %s", mt, mediaRESTJSON, mediaRESTBinary)
 	default:
-		return restProxyError(errorf(http.StatusUnsupportedMediaType, "Content-Type %q is not supported; send %s or %s", mt, mediaRESTJSON, mediaRESTBinary))
+		return errorf(http.StatusUnsupportedMediaType, "Content-Type %q is not supported; send %s or %s", mt, mediaRESTJSON, mediaRESTBinary)
 	}
 	partition := int32(-1)
 	if s := r.PathValue("partition"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 32)
 		if err != nil || n < 0 {
-			return restProxyError(fmt.Errorf("%w: partition %q", stream.ErrUnknownPartition, s))
+			return fmt.Errorf("%w: partition %q", stream.ErrUnknownPartition, s)
 		}
 		partition = int32(n)
 	}
 	p, res, err := a.produce(w, r, r.PathValue("topic"), f, partition)
 	if err != nil {
-		return restProxyError(err)
+		return err
 	}
 	defer a.prod.putRequest(p)
 	if err := res.firstErr(); err != nil && res.succeeded() == 0 {
-		return restProxyError(err)
+		return err
 	}
 	out := append(p.out[:0], `{"key_schema_id":null,"value_schema_id":null,"offsets":[`...)
 	for i := range p.recs {
@@ -211,7 +183,7 @@ func (a *API) produceRESTProxy(w http.ResponseWriter, r *http.Request) error {
 	}
 	out = append(out, "]}\n"...)
 	p.out = out
-	writeRaw(w, contentTypeRESTProxy, out)
+	writeRaw(w, mediaRESTV2, out)
 	return nil
 }
 

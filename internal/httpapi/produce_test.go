@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sluice-dev/sluice/internal/logstore"
 	"github.com/sluice-dev/sluice/internal/record"
 	"github.com/sluice-dev/sluice/internal/stream"
 )
@@ -37,7 +38,7 @@ func TestProduceNativeRecords(t *testing.T) {
 		{"value": 53.5, "partition": 3},
 		{"key": null, "key_base64": null, "value": [ ], "headers": null, "partition": null, "timestamp": null}
 	]}`
-	r := e.do("POST", "/v1/topics/t/records", "application/json", body)
+	r := e.do("POST", "/v1/topics/t/records", body)
 	if r.status != 200 {
 		t.Fatalf("got status %d, want 200 (%s)", r.status, r.body)
 	}
@@ -103,10 +104,10 @@ func TestProduceNativeRecords(t *testing.T) {
 			t.Errorf("record %d: got timestamp %d, want about now", i, rec.Timestamp)
 		}
 	}
-	if n := e.counter("sluice_produced_records_total", map[string]string{"topic": "t"}); n != 7 {
+	if n, _ := e.metric("sluice_produced_records_total", map[string]string{"topic": "t"}); n != 7 {
 		t.Errorf("sluice_produced_records_total: got %v, want 7", n)
 	}
-	if n := e.counter("sluice_http_requests_total", map[string]string{"route": "POST /v1/topics/{topic}/records", "code": "200"}); n != 1 {
+	if n, _ := e.metric("sluice_http_requests_total", map[string]string{"route": "POST /v1/topics/{topic}/records", "code": "200"}); n != 1 {
 		t.Errorf("sluice_http_requests_total: got %v, want 1", n)
 	}
 }
@@ -118,7 +119,7 @@ func TestProduceNDJSON(t *testing.T) {
 	e := newTestEnv(t)
 	e.createTopic("t", 1, nil)
 	body := "{\"key\":\"a\",\"value\":1}\n\n{\"value\": {\"x\" : true}}\r\n   {\"value\":\"last\"}"
-	r := e.do("POST", "/v1/topics/t/records", "application/x-ndjson", body)
+	r := e.do("POST", "/v1/topics/t/records", body, "Content-Type", "application/x-ndjson")
 	if r.status != 200 {
 		t.Fatalf("got status %d, want 200 (%s)", r.status, r.body)
 	}
@@ -149,7 +150,7 @@ func TestProduceUnkeyedSpread(t *testing.T) {
 	}
 	b.WriteString(`]}`)
 	for range 3 {
-		if r := e.do("POST", "/v1/topics/t/records", "application/json", b.String()); r.status != 200 {
+		if r := e.do("POST", "/v1/topics/t/records", b.String()); r.status != 200 {
 			t.Fatalf("got status %d (%s)", r.status, r.body)
 		}
 	}
@@ -239,11 +240,11 @@ func TestProduceErrors(t *testing.T) {
 			if ct == "" {
 				ct = "application/json"
 			}
-			r := e.do("POST", "/v1/topics/"+topic+"/records", ct, tc.body)
+			r := e.do("POST", "/v1/topics/"+topic+"/records", tc.body, "Content-Type", ct)
 			if r.status != tc.wantStatus {
 				t.Fatalf("got status %d, want %d (body %s)", r.status, tc.wantStatus, r.body)
 			}
-			eb := errorOf(t, r)
+			eb := r.errBody(t)
 			if eb.ErrorCode != tc.wantStatus {
 				t.Errorf("got error_code %d, want %d", eb.ErrorCode, tc.wantStatus)
 			}
@@ -267,7 +268,7 @@ func TestProduceErrors(t *testing.T) {
 			}
 		}
 	}
-	if n := e.counter("sluice_produced_records_total", map[string]string{"topic": "t"}); n != 0 {
+	if n, _ := e.metric("sluice_produced_records_total", map[string]string{"topic": "t"}); n != 0 {
 		t.Errorf("sluice_produced_records_total: got %v, want 0", n)
 	}
 }
@@ -287,13 +288,12 @@ func TestProduceBodyLimitWhileReading(t *testing.T) {
 		req := httptest.NewRequest("POST", "/v1/topics/t/records", io.MultiReader(strings.NewReader(body)))
 		req.ContentLength = -1
 		req.Header.Set("Content-Type", ct)
-		rec := httptest.NewRecorder()
-		e.handler.ServeHTTP(rec, req)
-		if rec.Code != 413 {
-			t.Fatalf("%s: got status %d, want 413 (%s)", ct, rec.Code, rec.Body)
+		r := e.serve(req)
+		if r.status != 413 {
+			t.Fatalf("%s: got status %d, want 413 (%s)", ct, r.status, r.body)
 		}
-		if !strings.Contains(rec.Body.String(), "larger than the limit of 4096 bytes") {
-			t.Errorf("%s: got %s", ct, rec.Body)
+		if !strings.Contains(r.body, "larger than the limit of 4096 bytes") {
+			t.Errorf("%s: got %s", ct, r.body)
 		}
 	}
 	if hw := readAll(t, e.log, "t", 0); len(hw) != 0 {
@@ -317,7 +317,7 @@ func TestProduceSplitsBatches(t *testing.T) {
 		fmt.Fprintf(&b, `{"value":"%04d-%s","partition":%d,"timestamp":%d,"headers":{"i":"%d"}}`, i, strings.Repeat("v", 100+i*7%1000), i%2, int64(i)*(1<<40), i)
 	}
 	b.WriteString(`]}`)
-	r := e.do("POST", "/v1/topics/t/records", "application/json", b.String())
+	r := e.do("POST", "/v1/topics/t/records", b.String())
 	if r.status != 200 {
 		t.Fatalf("got status %d (%s)", r.status, r.body)
 	}
@@ -461,7 +461,7 @@ func TestProduceRoundTrip(t *testing.T) {
 	if total != clients*perClient {
 		t.Errorf("read %d records, want %d", total, clients*perClient)
 	}
-	if n := e.counter("sluice_produced_records_total", map[string]string{"topic": "events"}); n != clients*perClient {
+	if n, _ := e.metric("sluice_produced_records_total", map[string]string{"topic": "events"}); n != clients*perClient {
 		t.Errorf("sluice_produced_records_total: got %v, want %d", n, clients*perClient)
 	}
 }
@@ -471,29 +471,29 @@ func TestProduceRoundTrip(t *testing.T) {
 func TestProduceCacheFollowsAlter(t *testing.T) {
 	e := newTestEnv(t)
 	e.createTopic("t", 1, nil)
-	if r := e.do("POST", "/v1/topics/t/records", "", `{"records":[{"value":1}]}`); r.status != 200 {
+	if r := e.do("POST", "/v1/topics/t/records", `{"records":[{"value":1}]}`, noContentType...); r.status != 200 {
 		t.Fatalf("got %d (%s)", r.status, r.body)
 	}
-	if r := e.do("PATCH", "/v1/topics/t", "application/json", `{"partitions":3}`); r.status != 200 {
+	if r := e.do("PATCH", "/v1/topics/t", `{"partitions":3}`); r.status != 200 {
 		t.Fatalf("alter: got %d (%s)", r.status, r.body)
 	}
-	r := e.do("POST", "/v1/topics/t/records", "", `{"records":[{"value":1,"partition":2}]}`)
+	r := e.do("POST", "/v1/topics/t/records", `{"records":[{"value":1,"partition":2}]}`, noContentType...)
 	if r.status != 200 {
 		t.Fatalf("got %d (%s)", r.status, r.body)
 	}
-	if r := e.do("DELETE", "/v1/topics/t", "", ""); r.status != 204 {
+	if r := e.do("DELETE", "/v1/topics/t", ""); r.status != 204 {
 		t.Fatalf("delete: got %d (%s)", r.status, r.body)
 	}
-	if r := e.do("POST", "/v1/topics/t/records", "", `{"records":[{"value":1}]}`); r.status != 404 {
+	if r := e.do("POST", "/v1/topics/t/records", `{"records":[{"value":1}]}`, noContentType...); r.status != 404 {
 		t.Fatalf("after delete: got %d (%s), want 404", r.status, r.body)
 	}
 }
 
 // TestProduceDurableAlways produces with fsync always, the default.
 func TestProduceDurableAlways(t *testing.T) {
-	e := newTestEnv(t, withSync(logstoreSyncAlways()))
+	e := newTestEnv(t, withSync(logstore.SyncPolicy{Mode: logstore.SyncAlways}))
 	e.createTopic("t", 3, nil)
-	r := e.do("POST", "/v1/topics/t/records", "application/json", `{"records":[{"key":"a","value":1},{"key":"b","value":2},{"key":"c","value":3},{"value":4}]}`)
+	r := e.do("POST", "/v1/topics/t/records", `{"records":[{"key":"a","value":1},{"key":"b","value":2},{"key":"c","value":3},{"value":4}]}`)
 	if r.status != 200 {
 		t.Fatalf("got %d (%s)", r.status, r.body)
 	}
@@ -509,7 +509,7 @@ func TestProduceContentTypes(t *testing.T) {
 	e.createTopic("t", 1, nil)
 	for _, ct := range []string{"", "application/json", "application/json; charset=UTF-8", "Application/JSON",
 		"application/x-ndjson", "application/ndjson; charset=utf-8"} {
-		if r := e.do("POST", "/v1/topics/t/records", ct, `{"records":[{"value":1}]}`); strings.Contains(ct, "ndjson") {
+		if r := e.do("POST", "/v1/topics/t/records", `{"records":[{"value":1}]}`, "Content-Type", ct); strings.Contains(ct, "ndjson") {
 			if r.status != 400 {
 				t.Errorf("%q with a JSON document: got %d (%s), want 400 (NDJSON lines are records)", ct, r.status, r.body)
 			}

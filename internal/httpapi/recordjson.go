@@ -71,19 +71,24 @@ func appendNativeRecord(dst []byte, partition int32, r *record.Record, enc value
 		}
 	}
 	if r.Value != nil {
-		switch {
-		case enc == encodingBase64 || !utf8.Valid(r.Value):
+		if enc == encodingBase64 || !utf8.Valid(r.Value) {
 			dst = append(dst, `,"value_base64":`...)
 			dst = appendBase64(dst, r.Value)
-		case json.Valid(r.Value):
+		} else {
 			dst = append(dst, `,"value":`...)
-			dst = append(dst, r.Value...)
-		default:
-			dst = append(dst, `,"value":`...)
-			dst = appendString(dst, r.Value)
+			dst = appendJSONOrText(dst, r.Value)
 		}
 	}
 	return appendHeaders(append(dst, `,"headers":{`...), r.Headers, enc)
+}
+
+// appendJSONOrText appends b, valid UTF-8, as the JSON it is, or when it is
+// not JSON as a JSON string of its text.
+func appendJSONOrText(dst, b []byte) []byte {
+	if json.Valid(b) {
+		return append(dst, b...)
+	}
+	return appendString(dst, b)
 }
 
 // appendHeaders writes the headers object, which the caller has opened, and
@@ -91,16 +96,27 @@ func appendNativeRecord(dst []byte, partition int32, r *record.Record, enc value
 // record.
 func appendHeaders(dst []byte, hs []record.RecordHeader, enc valueEncoding) []byte {
 	last := lastHeaders(hs)
-	text := func(h record.RecordHeader) bool {
-		return enc == encodingAuto && (h.Value == nil || utf8.Valid(h.Value))
+	dst, binary := appendHeaderMembers(dst, hs, last, enc, false)
+	dst = append(dst, '}')
+	if binary {
+		dst, _ = appendHeaderMembers(append(dst, `,"headers_base64":{`...), hs, last, enc, true)
+		dst = append(dst, '}')
 	}
-	n, binary := 0, false
+	return append(dst, '}')
+}
+
+// appendHeaderMembers appends the "name":value members of the headers
+// object (b64 false: the values that are text) or of headers_base64 (b64
+// true: the others), the last header of each name only. It reports whether
+// any header belongs in the other object.
+func appendHeaderMembers(dst []byte, hs []record.RecordHeader, last func(int) bool, enc valueEncoding, b64 bool) ([]byte, bool) {
+	n, other := 0, false
 	for i, h := range hs {
 		if !last(i) {
 			continue
 		}
-		if !text(h) {
-			binary = true
+		if text := enc == encodingAuto && (h.Value == nil || utf8.Valid(h.Value)); text == b64 {
+			other = true
 			continue
 		}
 		if n > 0 {
@@ -109,35 +125,16 @@ func appendHeaders(dst []byte, hs []record.RecordHeader, enc valueEncoding) []by
 		n++
 		dst = appendString(dst, h.Key)
 		dst = append(dst, ':')
-		if h.Value == nil {
+		switch {
+		case h.Value == nil:
 			dst = append(dst, "null"...)
-		} else {
+		case b64:
+			dst = appendBase64(dst, h.Value)
+		default:
 			dst = appendString(dst, h.Value)
 		}
 	}
-	dst = append(dst, '}')
-	if binary {
-		dst = append(dst, `,"headers_base64":{`...)
-		n = 0
-		for i, h := range hs {
-			if !last(i) || text(h) {
-				continue
-			}
-			if n > 0 {
-				dst = append(dst, ',')
-			}
-			n++
-			dst = appendString(dst, h.Key)
-			dst = append(dst, ':')
-			if h.Value == nil {
-				dst = append(dst, "null"...)
-			} else {
-				dst = appendBase64(dst, h.Value)
-			}
-		}
-		dst = append(dst, '}')
-	}
-	return append(dst, '}')
+	return dst, other
 }
 
 // lastHeaders returns whether header i is the last of its name.
@@ -192,8 +189,6 @@ func appendRESTBytes(dst, b []byte, format string) []byte {
 		return append(dst, "null"...)
 	case format == embeddedBinary || !utf8.Valid(b):
 		return appendBase64(dst, b)
-	case json.Valid(b):
-		return append(dst, b...)
 	}
-	return appendString(dst, b)
+	return appendJSONOrText(dst, b)
 }

@@ -64,15 +64,8 @@ import (
 // group's assignment, and while a group has any, POST /v1/groups/{group}/seek
 // is refused.
 
-// Media types of REST Proxy v2 consumer requests and responses.
-const (
-	mediaRESTV2       = "application/vnd.kafka.v2+json"
-	mediaRESTJSONResp = "application/vnd.kafka.json.v2+json"
-	mediaRESTBinResp  = "application/vnd.kafka.binary.v2+json"
-)
-
 // restRequestTypes are the Content-Types accepted on consumer requests.
-var restRequestTypes = []string{mediaRESTV2, "application/vnd.kafka+json", "application/json", mediaRESTJSONResp, mediaRESTBinResp}
+var restRequestTypes = []string{mediaRESTV2, "application/vnd.kafka+json", "application/json", mediaRESTJSON, mediaRESTBinary}
 
 // Defaults and bounds of consumer instances' requests.
 const (
@@ -99,32 +92,12 @@ func (a *API) registerRESTProxyConsumers(mux *http.ServeMux) {
 	a.handle(mux, "POST "+inst+"/positions/end", a.rest(a.instanceSeekEdge(stream.Latest)))
 }
 
-// rest answers fn's errors as REST Proxy does.
-func (a *API) rest(fn handlerFunc) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := fn(w, r); err != nil {
-			return restProxyError(err)
-		}
-		return nil
-	}
-}
-
-func writeREST(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only our own types are written
-	}
-	w.Header().Set("Content-Type", mediaRESTV2)
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-}
-
 func invalidConfig(format string, args ...any) error {
-	return &Error{Status: http.StatusUnprocessableEntity, Code: codeInvalidConfig, Message: "invalid consumer configuration: " + fmt.Sprintf(format, args...)}
+	return restErrorf(http.StatusUnprocessableEntity, codeInvalidConfig, "invalid consumer configuration: "+format, args...)
 }
 
 func illegalState(format string, args ...any) error {
-	return &Error{Status: http.StatusConflict, Code: codeIllegalState, Message: fmt.Sprintf(format, args...)}
+	return restErrorf(http.StatusConflict, codeIllegalState, format, args...)
 }
 
 type createInstanceRequest struct {
@@ -195,7 +168,7 @@ func (a *API) createInstance(w http.ResponseWriter, r *http.Request) error {
 	if err := a.cons.add(m); err != nil {
 		return err
 	}
-	writeREST(w, http.StatusOK, struct {
+	writeJSON(w, mediaRESTV2, http.StatusOK, struct {
 		InstanceID string `json:"instance_id"`
 		BaseURI    string `json:"base_uri"`
 	}{m.id, baseURI(r, group, m.id)})
@@ -367,7 +340,7 @@ func (a *API) instanceSubscription(w http.ResponseWriter, r *http.Request) error
 	if topics == nil {
 		topics = []string{}
 	}
-	writeREST(w, http.StatusOK, struct {
+	writeJSON(w, mediaRESTV2, http.StatusOK, struct {
 		Topics []string `json:"topics"`
 	}{topics})
 	return nil
@@ -422,7 +395,7 @@ func (a *API) instanceAssignments(w http.ResponseWriter, r *http.Request) error 
 	for i, t := range mine {
 		out.Partitions[i] = topicPartitionJSON{t.topic, t.partition}
 	}
-	writeREST(w, http.StatusOK, out)
+	writeJSON(w, mediaRESTV2, http.StatusOK, out)
 	return nil
 }
 
@@ -506,11 +479,11 @@ func acceptsFormat(r *http.Request, format string) bool {
 			switch mt {
 			case "*/*", "application/*", "application/json", mediaRESTV2, "application/vnd.kafka+json":
 				return true
-			case mediaRESTBinResp, "application/vnd.kafka.binary+json":
+			case mediaRESTBinary, "application/vnd.kafka.binary+json":
 				if format == embeddedBinary {
 					return true
 				}
-			case mediaRESTJSONResp, "application/vnd.kafka.json+json":
+			case mediaRESTJSON, "application/vnd.kafka.json+json":
 				if format == embeddedJSON {
 					return true
 				}
@@ -533,8 +506,8 @@ func (a *API) instanceRecords(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !acceptsFormat(r, m.format) {
-		return &Error{Status: http.StatusNotAcceptable, Code: codeFormatMismatch,
-			Message: fmt.Sprintf("consumer instance %q reads the %s format; accept application/vnd.kafka.%s.v2+json", m.id, m.format, m.format)}
+		return restErrorf(http.StatusNotAcceptable, codeFormatMismatch,
+			"consumer instance %q reads the %s format; accept application/vnd.kafka.%s.v2+json", m.id, m.format, m.format)
 	}
 	q := r.URL.Query()
 	timeoutMs, err := intParam(q, "timeout", int(m.requestTimeout/time.Millisecond), 0, math.MaxInt32)
@@ -632,9 +605,9 @@ func (a *API) instanceRecords(w http.ResponseWriter, r *http.Request) error {
 			m.dirty = true
 		}
 	}
-	contentType := mediaRESTBinResp
+	contentType := mediaRESTBinary
 	if m.format == embeddedJSON {
-		contentType = mediaRESTJSONResp
+		contentType = mediaRESTJSON
 	}
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(http.StatusOK)
@@ -676,15 +649,8 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-type restOffsetJSON struct {
-	Topic     string  `json:"topic"`
-	Partition *int32  `json:"partition"`
-	Offset    *int64  `json:"offset"`
-	Metadata  *string `json:"metadata"`
-}
-
 type restCommitRequest struct {
-	Offsets []restOffsetJSON `json:"offsets"`
+	Offsets []commitOffsetJSON `json:"offsets"`
 }
 
 // checkPartitionRef checks a topic-partition of a request body.
@@ -827,15 +793,8 @@ func (a *API) instanceCommitted(w http.ResponseWriter, r *http.Request) error {
 			out.Offsets = append(out.Offsets, offsetJSON{o.Topic, o.Partition, o.Offset, o.Metadata})
 		}
 	}
-	writeREST(w, http.StatusOK, out)
+	writeJSON(w, mediaRESTV2, http.StatusOK, out)
 	return nil
-}
-
-type seekOffsetJSON struct {
-	Topic     string  `json:"topic"`
-	Partition *int32  `json:"partition"`
-	Offset    *int64  `json:"offset"`
-	Metadata  *string `json:"metadata"`
 }
 
 type seekTimestampJSON struct {
@@ -846,7 +805,7 @@ type seekTimestampJSON struct {
 }
 
 type restSeekRequest struct {
-	Offsets    []seekOffsetJSON    `json:"offsets"`
+	Offsets    []commitOffsetJSON  `json:"offsets"`
 	Timestamps []seekTimestampJSON `json:"timestamps"`
 }
 

@@ -36,7 +36,7 @@ var (
 )
 
 // restErr checks a REST Proxy error: its status, code, media type and shape.
-func restErr(t *testing.T, r reply, status, code int) {
+func restErr(t *testing.T, r response, status, code int) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("got status %d, want %d: %s", r.status, status, r.body)
@@ -53,8 +53,8 @@ func restErr(t *testing.T, r reply, status, code int) {
 // with its documented request bodies: create an instance, subscribe, read
 // records, commit, read the commits, seek, delete.
 func TestRESTConsumerFlow(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("test", 1)
+	e := newTestEnv(t)
+	e.createTopic("test", 1, nil)
 	e.produce("test", 0, record.BatchOptions{},
 		record.Record{Key: []byte("key"), Value: []byte("confluent"), Timestamp: 1000},
 		record.Record{Key: []byte("key"), Value: []byte("kafka"), Timestamp: 2000},
@@ -92,7 +92,7 @@ func TestRESTConsumerFlow(t *testing.T) {
 
 	var recs restRecords
 	r = e.must(200, "GET", base+"/records?timeout=3000&max_bytes=300000", "", &recs, acceptBin...)
-	if ct := r.header.Get("Content-Type"); ct != mediaRESTBinResp {
+	if ct := r.header.Get("Content-Type"); ct != mediaRESTBinary {
 		t.Errorf("records Content-Type %q", ct)
 	}
 	if recs.String() != "test/0@0 test/0@1 test/0@2" {
@@ -158,8 +158,8 @@ func TestRESTConsumerFlow(t *testing.T) {
 }
 
 func TestRESTConsumerJSONFormat(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("j", 1)
+	e := newTestEnv(t)
+	e.createTopic("j", 1, nil)
 	e.produce("j", 0, record.BatchOptions{},
 		record.Record{Key: []byte(`{"id":1}`), Value: []byte(`{"foo":"bar"}`)},
 		record.Record{Value: []byte("not json")},
@@ -179,14 +179,14 @@ func TestRESTConsumerJSONFormat(t *testing.T) {
 	if r.body != want {
 		t.Errorf("got\n%s\nwant\n%s", r.body, want)
 	}
-	if ct := r.header.Get("Content-Type"); ct != mediaRESTJSONResp {
+	if ct := r.header.Get("Content-Type"); ct != mediaRESTJSON {
 		t.Errorf("Content-Type %q", ct)
 	}
 }
 
 func TestRESTConsumerErrors(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("t", 2)
+	e := newTestEnv(t)
+	e.createTopic("t", 2, nil)
 	e.must(200, "POST", "/consumers/g", `{"name": "c"}`, nil, v2...)
 	inst := "/consumers/g/instances/c"
 	tests := []struct {
@@ -238,9 +238,9 @@ func TestRESTConsumerErrors(t *testing.T) {
 }
 
 func TestRESTConsumerAssignment(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("t", 4)
-	e.createTopic("u", 1)
+	e := newTestEnv(t)
+	e.createTopic("t", 4, nil)
+	e.createTopic("u", 1, nil)
 	for p := range int32(4) {
 		e.values("t", p, 1, fmt.Sprintf("t%d", p))
 	}
@@ -290,8 +290,8 @@ func TestRESTConsumerAssignment(t *testing.T) {
 }
 
 func TestRESTConsumerAutoCommit(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("t", 1)
+	e := newTestEnv(t)
+	e.createTopic("t", 1, nil)
 	e.values("t", 0, 1, "a", "b", "c")
 	e.must(200, "POST", "/consumers/g", `{"name": "c", "auto.offset.reset": "earliest"}`, nil, v2...)
 	e.must(204, "POST", "/consumers/g/instances/c/subscription", `{"topics": ["t"]}`, nil, v2...)
@@ -332,8 +332,8 @@ func TestRESTConsumerAutoCommit(t *testing.T) {
 }
 
 func TestRESTConsumerLongPoll(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("t", 3)
+	e := newTestEnv(t)
+	e.createTopic("t", 3, nil)
 	e.must(200, "POST", "/consumers/g", `{"name": "c"}`, nil, v2...)
 	e.must(204, "POST", "/consumers/g/instances/c/subscription", `{"topics": ["t"]}`, nil, v2...)
 	var recs restRecords
@@ -358,24 +358,25 @@ func TestRESTConsumerLongPoll(t *testing.T) {
 }
 
 func TestRESTConsumerExpiryAndLimit(t *testing.T) {
-	e := newConsumeEnv(t, func(o *Options) {
+	clock := &testClock{now: time.Now()}
+	e := newTestEnv(t, withClock(clock), withOptions(func(o *Options) {
 		o.ConsumerInstanceTimeout = time.Minute
 		o.MaxConsumerInstances = 2
-	})
+	}))
 	e.must(200, "POST", "/consumers/g", `{"name": "a"}`, nil, v2...)
 	e.must(200, "POST", "/consumers/g", `{}`, nil, v2...)
 	restErr(t, e.do("POST", "/consumers/h", `{"name": "c"}`, v2...), 429, codeTooManyInstances)
 
-	e.clock.Advance(40 * time.Second)
+	clock.Advance(40 * time.Second)
 	e.must(200, "GET", "/consumers/g/instances/a/subscription", "", nil) // a is seen; the other is not
-	e.clock.Advance(40 * time.Second)
+	clock.Advance(40 * time.Second)
 	var d describeReply
 	e.must(200, "GET", "/v1/groups/g", "", &d)
 	if len(d.Members) != 1 || d.Members[0].MemberID != "a" {
 		t.Errorf("after the other expired: got %+v", d.Members)
 	}
 	e.must(200, "POST", "/consumers/h", `{"name": "c"}`, nil, v2...)
-	e.clock.Advance(61 * time.Second)
+	clock.Advance(61 * time.Second)
 	restErr(t, e.do("GET", "/consumers/g/instances/a/subscription", ""), 404, codeInstanceNotFound)
 	e.must(404, "GET", "/v1/groups/g", "", nil)
 	var list groupsReply
@@ -386,8 +387,8 @@ func TestRESTConsumerExpiryAndLimit(t *testing.T) {
 }
 
 func TestRESTConsumerResetAndNames(t *testing.T) {
-	e := newConsumeEnv(t)
-	e.createTopic("t", 1)
+	e := newTestEnv(t)
+	e.createTopic("t", 1, nil)
 	e.values("t", 0, 1, "a", "b")
 	// A committed offset past the log is reset by auto.offset.reset.
 	e.must(204, "POST", "/v1/groups/my%20group/offsets", `{"offsets": [{"topic": "t", "partition": 0, "offset": 100}]}`, nil)

@@ -75,7 +75,7 @@ func TestRESTProxyProduceDocumentedBodies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTestEnv(t)
 			e.createTopic("test", 3, nil)
-			r := e.do("POST", "/topics/test", tc.contentType, tc.body)
+			r := e.do("POST", "/topics/test", tc.body, "Content-Type", tc.contentType)
 			if r.status != 200 {
 				t.Fatalf("got status %d, want 200 (%s)", r.status, r.body)
 			}
@@ -134,7 +134,7 @@ func TestRESTProxyProduceDocumentedBodies(t *testing.T) {
 func TestRESTProxyProducePartitionEndpoint(t *testing.T) {
 	e := newTestEnv(t)
 	e.createTopic("test", 3, nil)
-	r := e.do("POST", "/topics/test/partitions/2", "application/vnd.kafka.binary.v2+json", `{"records":[{"key":"a2V5","value":"Y29uZmx1ZW50"},{"value":"a2Fma2E="}]}`)
+	r := e.do("POST", "/topics/test/partitions/2", `{"records":[{"key":"a2V5","value":"Y29uZmx1ZW50"},{"value":"a2Fma2E="}]}`, "Content-Type", "application/vnd.kafka.binary.v2+json")
 	if r.status != 200 {
 		t.Fatalf("got status %d (%s)", r.status, r.body)
 	}
@@ -179,14 +179,14 @@ func TestRESTProxyProduceErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do("POST", tc.path, tc.contentType, tc.body)
+			r := e.do("POST", tc.path, tc.body, "Content-Type", tc.contentType)
 			if r.status != tc.wantStatus {
 				t.Fatalf("got status %d, want %d (%s)", r.status, tc.wantStatus, r.body)
 			}
 			if ct := r.header.Get("Content-Type"); ct != "application/vnd.kafka.v2+json" {
 				t.Errorf("got Content-Type %q, want application/vnd.kafka.v2+json", ct)
 			}
-			eb := errorOf(t, r)
+			eb := r.errBody(t)
 			if eb.ErrorCode != tc.wantCode {
 				t.Errorf("got error_code %d, want %d (%s)", eb.ErrorCode, tc.wantCode, eb.Message)
 			}

@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,29 +22,46 @@ import (
 	"github.com/sluice-dev/sluice/internal/stream/embedded"
 )
 
-// testEnv is the API over a real embedded log in a temporary directory.
+// testEnv is the API over a real embedded log in t.TempDir(), served
+// through its handler in process. Records go in through the API's produce
+// endpoints, or straight through stream.Log with produce and values.
 type testEnv struct {
 	t       testing.TB
 	log     stream.Log
 	api     *API
-	mux     *http.ServeMux
-	reg     *prometheus.Registry
-	store   *logstore.Log
 	handler http.Handler
+	reg     *prometheus.Registry
+	codecs  record.Codecs
 }
 
 type envOption func(*envConfig)
 
 type envConfig struct {
-	sync    logstore.SyncPolicy
-	maxBody int64
+	sync logstore.SyncPolicy
+	opts []func(*Options)
 }
 
+// withSync sets the log's fsync policy; the default is never.
 func withSync(p logstore.SyncPolicy) envOption { return func(c *envConfig) { c.sync = p } }
-func withMaxBody(n int64) envOption            { return func(c *envConfig) { c.maxBody = n } }
 
-// newTestEnv opens a metadata store and a log in t.TempDir() (fsync never,
-// unless told otherwise) and serves the API over them.
+// withOptions changes the API's Options after the environment has set its
+// own (a logger, a registry, and what the other options say).
+func withOptions(f func(*Options)) envOption {
+	return func(c *envConfig) { c.opts = append(c.opts, f) }
+}
+
+// withMaxBody sets Options.MaxBodyBytes.
+func withMaxBody(n int64) envOption {
+	return withOptions(func(o *Options) { o.MaxBodyBytes = n })
+}
+
+// withClock makes c the API's clock (Options.Now) in place of time.Now.
+func withClock(c *testClock) envOption {
+	return withOptions(func(o *Options) { o.Now = c.Now })
+}
+
+// newTestEnv opens a metadata store and a log in t.TempDir() and serves the
+// API over them.
 func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	cfg := envConfig{sync: logstore.SyncPolicy{Mode: logstore.SyncNever}}
@@ -68,15 +87,36 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		}
 		m.Close()
 	})
-	reg := prometheus.NewRegistry()
-	log := embedded.New(l, m)
-	api, err := New(log, Options{Registerer: reg, Logger: logger, MaxBodyBytes: cfg.maxBody})
-	if err != nil {
+	e := &testEnv{t: t, log: embedded.New(l, m), reg: prometheus.NewRegistry()}
+	o := Options{Logger: logger, Registerer: e.reg}
+	for _, f := range cfg.opts {
+		f(&o)
+	}
+	if e.api, err = New(e.log, o); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	api.Register(mux)
-	return &testEnv{t: t, log: log, api: api, mux: mux, reg: reg, store: l, handler: mux}
+	e.api.Register(mux)
+	e.handler = mux
+	return e
+}
+
+// testClock is a settable clock for withClock.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }
 
 // createTopic creates a topic directly on the log.
@@ -87,47 +127,30 @@ func (e *testEnv) createTopic(name string, partitions int32, config map[string]s
 	}
 }
 
-type response struct {
-	status int
-	header http.Header
-	body   string
-}
-
-// json decodes the response body into v, failing the test if it does not
-// decode.
-func (r response) json(t testing.TB, v any) {
-	t.Helper()
-	if err := json.Unmarshal([]byte(r.body), v); err != nil {
-		t.Fatalf("response body %q: %v", r.body, err)
-	}
-}
-
-// do serves one request through the handler and returns the response.
-func (e *testEnv) do(method, path, contentType, body string) response {
+// produce appends recs to a partition as one batch, through stream.Log,
+// and returns the offset of the first.
+func (e *testEnv) produce(topic string, partition int32, opts record.BatchOptions, recs ...record.Record) int64 {
 	e.t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	batch, err := e.codecs.AppendBatch(nil, recs, opts)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	rec := httptest.NewRecorder()
-	e.handler.ServeHTTP(rec, req)
-	return response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}
+	res, err := e.log.Produce(context.Background(), topic, partition, batch)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res.BaseOffset
 }
 
-// errorOf decodes an error response, checking its shape.
-func errorOf(t testing.TB, r response) errorBody {
-	t.Helper()
-	var raw map[string]any
-	r.json(t, &raw)
-	if len(raw) != 2 {
-		t.Fatalf("error body %s: want exactly error_code and message", r.body)
+// values produces one uncompressed batch of records with the given string
+// values (nil keys), timestamps ts, ts+1, ...
+func (e *testEnv) values(topic string, partition int32, ts int64, values ...string) int64 {
+	e.t.Helper()
+	recs := make([]record.Record, len(values))
+	for i, v := range values {
+		recs[i] = record.Record{Value: []byte(v), Timestamp: ts + int64(i)}
 	}
-	var e errorBody
-	r.json(t, &e)
-	if e.Message == "" {
-		t.Fatalf("error body %s has no message", r.body)
-	}
-	return e
+	return e.produce(topic, partition, record.BatchOptions{}, recs...)
 }
 
 // readAll reads every record of a partition through stream.Log.Fetch.
@@ -167,8 +190,85 @@ func readAll(t testing.TB, log stream.Log, topic string, partition int32) []reco
 	}
 }
 
-// counter returns the value of a counter with the given labels, or 0.
-func (e *testEnv) counter(name string, labels map[string]string) float64 {
+// response is a response as the tests look at it.
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// json decodes the body into v, failing the test if it does not decode.
+func (r response) json(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(r.body), v); err != nil {
+		t.Fatalf("response body %q: %v", r.body, err)
+	}
+}
+
+// errBody decodes an error body, checking that it has exactly the fields
+// error_code and message, and a message.
+func (r response) errBody(t testing.TB) errorBody {
+	t.Helper()
+	var raw map[string]json.RawMessage
+	r.json(t, &raw)
+	if len(raw) != 2 || raw["error_code"] == nil || raw["message"] == nil {
+		t.Fatalf("error body %s: want exactly error_code and message", r.body)
+	}
+	var eb errorBody
+	r.json(t, &eb)
+	if eb.Message == "" {
+		t.Fatalf("error body %s has an empty message", r.body)
+	}
+	return eb
+}
+
+// noContentType, passed as do's header, sends a body without a
+// Content-Type.
+var noContentType = []string{"Content-Type", ""}
+
+// do serves a request through the handler. header is name, value pairs; a
+// body goes with Content-Type application/json unless header says
+// otherwise, and a header given the value "" is not sent.
+func (e *testEnv) do(method, path, body string, header ...string) response {
+	e.t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+		} else {
+			req.Header.Set(header[i], header[i+1])
+		}
+	}
+	return e.serve(req)
+}
+
+// serve serves req through the handler, for requests do cannot make.
+func (e *testEnv) serve(req *http.Request) response {
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}
+}
+
+// must is do that fails the test unless the answer has status; it decodes
+// the body into out when out is not nil.
+func (e *testEnv) must(status int, method, path, body string, out any, header ...string) response {
+	e.t.Helper()
+	r := e.do(method, path, body, header...)
+	if r.status != status {
+		e.t.Fatalf("%s %s: got status %d, want %d; body %s", method, path, r.status, status, r.body)
+	}
+	if out != nil {
+		r.json(e.t, out)
+	}
+	return r
+}
+
+// metric returns the value of the counter or gauge name with the given
+// labels, and whether there is one.
+func (e *testEnv) metric(name string, labels map[string]string) (float64, bool) {
 	e.t.Helper()
 	mfs, err := e.reg.Gather()
 	if err != nil {
@@ -185,19 +285,14 @@ func (e *testEnv) counter(name string, labels map[string]string) float64 {
 					continue next
 				}
 			}
-			return m.GetCounter().GetValue()
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue(), true
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue(), true
+			}
+			e.t.Fatalf("metric %s is a %s, not a counter or gauge", name, mf.GetType())
 		}
 	}
-	return 0
+	return 0, false
 }
-
-func jsonBody(t testing.TB, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func logstoreSyncAlways() logstore.SyncPolicy { return logstore.SyncPolicy{Mode: logstore.SyncAlways} }

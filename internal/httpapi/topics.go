@@ -140,7 +140,7 @@ func (a *API) createTopic(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.prod.forget(t.Name, true)
 	w.Header().Set("Location", "/v1/topics/"+url.PathEscape(t.Name))
-	writeJSON(w, http.StatusCreated, newTopicJSON(t))
+	writeJSON(w, mediaJSON, http.StatusCreated, newTopicJSON(t))
 	return nil
 }
 
@@ -155,7 +155,7 @@ func (a *API) listTopics(w http.ResponseWriter, r *http.Request) error {
 	for i, t := range ts {
 		out.Topics[i] = newTopicJSON(t)
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, mediaJSON, http.StatusOK, out)
 	return nil
 }
 
@@ -164,7 +164,7 @@ func (a *API) describeTopic(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newTopicJSON(t))
+	writeJSON(w, mediaJSON, http.StatusOK, newTopicJSON(t))
 	return nil
 }
 
@@ -207,7 +207,7 @@ func (a *API) alterTopic(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a.prod.forget(name, false)
-	writeJSON(w, http.StatusOK, newTopicJSON(t))
+	writeJSON(w, mediaJSON, http.StatusOK, newTopicJSON(t))
 	return nil
 }
 

@@ -143,11 +143,11 @@ func TestTopicEndpoints(t *testing.T) {
 	}
 	for _, s := range steps {
 		ok := t.Run(s.name, func(t *testing.T) {
-			ct := s.contentType
-			if ct == "" && s.body != "" {
-				ct = "application/json"
+			var hdr []string
+			if s.contentType != "" {
+				hdr = []string{"Content-Type", s.contentType}
 			}
-			r := e.do(s.method, s.path, ct, s.body)
+			r := e.do(s.method, s.path, s.body, hdr...)
 			if r.status != s.wantStatus {
 				t.Fatalf("got status %d, want %d (body %s)", r.status, s.wantStatus, r.body)
 			}
@@ -155,7 +155,7 @@ func TestTopicEndpoints(t *testing.T) {
 				t.Errorf("got Content-Type %q, want application/json", got)
 			}
 			if s.wantErr != "" {
-				eb := errorOf(t, r)
+				eb := r.errBody(t)
 				if eb.ErrorCode != s.wantStatus {
 					t.Errorf("got error_code %d, want %d", eb.ErrorCode, s.wantStatus)
 				}
