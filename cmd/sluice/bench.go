@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sluice-dev/sluice/internal/bench"
 	"github.com/sluice-dev/sluice/internal/logstore"
@@ -17,7 +20,8 @@ func newBenchCommand() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Sluice on this machine, against baselines measured in the same run",
 	}
-	cmd.AddCommand(newBenchLogCommand(), newBenchLogFillCommand(), newBenchProduceCommand())
+	cmd.AddCommand(newBenchLogCommand(), newBenchLogFillCommand(), newBenchProduceCommand(), newBenchConsumeCommand(),
+		newBenchKafkaCommand())
 	return cmd
 }
 
@@ -82,50 +86,250 @@ func newBenchLogFillCommand() *cobra.Command {
 
 func newBenchProduceCommand() *cobra.Command {
 	var o bench.HTTPProduceOptions
-	var useHTTP bool
-	var fsync string
+	var k bench.KafkaProduceOptions
+	var useHTTP, useKafka bool
+	var fsync, brokers, cpuprofile string
+	var baselineMiB int64
 	cmd := &cobra.Command{
-		Use:   "produce --http",
-		Short: "Benchmark produce over the HTTP API against in-process appends of the same records",
-		Long: `Benchmark produce over the HTTP API: --connections keep-alive connections each
-send pre-built JSON requests of --records-per-request records with
---value-bytes-byte JSON string values, one request at a time, for --duration
-(or --requests requests in all). The server is started in this process on
-127.0.0.1 in a scratch directory with --fsync, unless --server names one.
+		Use:   "produce --http | --kafka",
+		Short: "Benchmark produce over the HTTP API or the Kafka protocol",
+		Long: `Benchmark produce.
 
-In the same run, the same records are appended in process (framed with the
-batch encoder and appended through the log's produce call, by as many
-writers, over as many partitions) as a baseline. Each of --runs rounds
-makes both runs on new topics, alternating which goes first; the report
-gives the medians of records/s, MB/s of values, p50 and p99 request
-latency for both, and of the ratio of the HTTP rate to the in-process one. Output is Markdown, as
-recorded in docs/benchmarks.md. Nothing passes or fails on speed.`,
+With --http: --connections keep-alive connections each send pre-built JSON
+requests of --records-per-request records with --value-bytes-byte JSON
+string values, one request at a time, for --duration (or --requests
+requests in all). The server is started in this process on 127.0.0.1 in a
+scratch directory with --fsync, unless --server names one. In the same
+run, the same records are appended in process (framed with the batch
+encoder and appended through the log's produce call, by as many writers,
+over as many partitions) as a baseline. Each of --runs rounds makes both
+runs on new topics, alternating which goes first; the report gives the
+medians of records/s, MB/s of values, p50 and p99 request latency for
+both, and of the ratio of the HTTP rate to the in-process one.
+
+With --kafka: --producers franz-go clients produce --record-bytes-byte
+incompressible values without keys to a new topic of --partitions
+partitions, for --duration (or --records records in all), as fast as the
+broker takes them or at a constant --rate (latency then counts from each
+record's intended send time). The broker is a Sluice Kafka listener
+started in this process over a scratch directory with --fsync, unless
+--brokers names one. --fsync-baseline also measures, in the same runs, the
+raw write+fdatasync bandwidth of the scratch directory's disk and reports
+the ratio. The report gives records/s, MB/s of values and p50, p99 and
+p99.9 produce latency, per run and as medians over --runs.
+
+Output is Markdown, as recorded in docs/benchmarks.md. Nothing passes or
+fails on speed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !useHTTP {
-				return fmt.Errorf("want --http: produce over the HTTP API is the only transport measured so far")
+			if useHTTP == useKafka {
+				return fmt.Errorf("want one of --http and --kafka")
 			}
 			pol, err := logstore.ParseSyncPolicy(fsync)
 			if err != nil {
 				return fmt.Errorf("--fsync: %w", err)
 			}
-			o.Fsync = pol
-			o.Out = cmd.OutOrStdout()
-			_, err = bench.HTTPProduce(cmd.Context(), o)
-			return err
+			if useHTTP {
+				if err := onlyWith(cmd, "--kafka", "brokers", "records", "record-bytes", "producers", "acks", "linger",
+					"compression", "batch-bytes", "buffered-records", "rate", "fsync-baseline", "fsync-baseline-mib", "cpuprofile"); err != nil {
+					return err
+				}
+				o.Fsync = pol
+				o.Partitions, o.Duration, o.Runs = k.Partitions, k.Duration, k.Runs
+				o.Out = cmd.OutOrStdout()
+				_, err = bench.HTTPProduce(cmd.Context(), o)
+				return err
+			}
+			if err := onlyWith(cmd, "--http", "server", "connections", "records-per-request", "value-bytes", "requests"); err != nil {
+				return err
+			}
+			k.Dir, k.Fsync, k.Brokers = o.Dir, pol, splitBrokers(brokers)
+			k.FsyncBaselineBytes = baselineMiB << 20
+			k.Out = cmd.OutOrStdout()
+			return withCPUProfile(cpuprofile, &k.CPUProfile, func() error {
+				_, err := bench.KafkaProduce(cmd.Context(), k)
+				return err
+			})
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&useHTTP, "http", false, "produce over the HTTP API (POST /v1/topics/{topic}/records)")
-	f.StringVar(&o.Server, "server", "", "base URL of a running server to load (default: start one in this process)")
+	f.BoolVar(&useKafka, "kafka", false, "produce over the Kafka protocol with franz-go clients")
+	f.StringVar(&o.Server, "server", "", "--http: base URL of a running server to load (default: start one in this process)")
 	f.StringVar(&o.Dir, "dir", "", "scratch directory for the data (default: a new temporary directory)")
-	f.StringVar(&fsync, "fsync", "always", "fsync policy of the embedded server and of the in-process run: always, never or interval:<duration>")
-	f.IntVar(&o.Connections, "connections", 8, "concurrent HTTP connections (and in-process writers)")
-	f.IntVar(&o.RecordsPerRequest, "records-per-request", 500, "records per request")
-	f.IntVar(&o.ValueBytes, "value-bytes", 200, "bytes of each record's value, a JSON string (quotes included)")
-	f.IntVar(&o.Partitions, "partitions", 4, "partitions of the benchmark topic")
-	f.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each run (HTTP, in process) lasts")
-	f.IntVar(&o.Requests, "requests", 0, "requests per run in all, instead of --duration")
-	f.IntVar(&o.Runs, "runs", 3, "rounds of both runs, alternating which goes first; medians are reported")
+	f.StringVar(&fsync, "fsync", "always", "fsync policy of the embedded server (and of the in-process run): always, never or interval:<duration>")
+	f.IntVar(&o.Connections, "connections", 8, "--http: concurrent HTTP connections (and in-process writers)")
+	f.IntVar(&o.RecordsPerRequest, "records-per-request", 500, "--http: records per request")
+	f.IntVar(&o.ValueBytes, "value-bytes", 200, "--http: bytes of each record's value, a JSON string (quotes included)")
+	f.IntVar(&o.Requests, "requests", 0, "--http: requests per run in all, instead of --duration")
+	f.IntVar(&k.Partitions, "partitions", 0, "partitions of the benchmark topic (default 4 with --http, 6 with --kafka)")
+	f.DurationVar(&k.Duration, "duration", 10*time.Second, "how long each run lasts")
+	f.IntVar(&k.Runs, "runs", 3, "runs (with --http, rounds of both runs, alternating which goes first); medians are reported")
+	kafkaTargetFlags(f, &brokers)
+	kafkaGeneratorFlags(f, &k, 1024)
+	f.Int64Var(&k.Records, "records", 0, "--kafka: records per run in all, instead of --duration")
+	f.Float64Var(&k.Rate, "rate", 0, "--kafka: constant load in records/s in all (default: as fast as possible)")
+	f.BoolVar(&k.FsyncBaseline, "fsync-baseline", false, "--kafka: also measure raw write+fdatasync bandwidth in --dir in each run and report the ratio")
+	f.Int64Var(&baselineMiB, "fsync-baseline-mib", 256, "--kafka: MiB the raw fsync baseline writes a run")
+	f.StringVar(&cpuprofile, "cpuprofile", "", "--kafka: write a CPU profile of this process over the measured runs to this file")
 	return cmd
+}
+
+func newBenchConsumeCommand() *cobra.Command {
+	var o bench.KafkaConsumeOptions
+	var useKafka bool
+	var fsync, brokers, cpuprofile string
+	cmd := &cobra.Command{
+		Use:   "consume --kafka",
+		Short: "Benchmark consuming over the Kafka protocol",
+		Long: `Benchmark consuming over the Kafka protocol: a new topic of --partitions
+partitions is filled with --records records of --record-bytes incompressible
+bytes by the produce generator (same flags as bench produce --kafka), then
+read whole from its start --runs times by --consumers franz-go clients,
+the partitions assigned to them round-robin without a group. Reads come
+from the page cache when the topic fits in memory. The broker is a Sluice
+Kafka listener started in this process over a scratch directory with
+--fsync, unless --brokers names one. The report gives records/s and MB/s
+of values, per run and as medians. Nothing passes or fails on speed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !useKafka {
+				return fmt.Errorf("want --kafka: consuming over the Kafka protocol is the only transport measured so far")
+			}
+			pol, err := logstore.ParseSyncPolicy(fsync)
+			if err != nil {
+				return fmt.Errorf("--fsync: %w", err)
+			}
+			o.Fsync, o.Brokers = pol, splitBrokers(brokers)
+			o.Out = cmd.OutOrStdout()
+			return withCPUProfile(cpuprofile, &o.CPUProfile, func() error {
+				_, err := bench.KafkaConsume(cmd.Context(), o)
+				return err
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&useKafka, "kafka", false, "consume over the Kafka protocol with franz-go clients")
+	f.StringVar(&o.Dir, "dir", "", "scratch directory for the data (default: a new temporary directory)")
+	f.StringVar(&fsync, "fsync", "always", "fsync policy of the embedded server: always, never or interval:<duration>")
+	kafkaTargetFlags(f, &brokers)
+	kafkaGeneratorFlags(f, &o.Fill, 100)
+	f.Int64Var(&o.Fill.Records, "records", 5_000_000, "records the topic is filled with")
+	f.IntVar(&o.Fill.Partitions, "partitions", 6, "partitions of the benchmark topic")
+	f.IntVar(&o.Consumers, "consumers", 3, "franz-go clients consuming at once")
+	f.IntVar(&o.FetchMaxBytes, "fetch-max-bytes", 50<<20, "largest fetch response a client asks for")
+	f.IntVar(&o.FetchMaxPartitionBytes, "fetch-max-partition-bytes", 8<<20, "largest part of a fetch response one partition may take")
+	f.IntVar(&o.Runs, "runs", 3, "runs over the filled topic; medians are reported")
+	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process over the consume runs (not the fill) to this file")
+	return cmd
+}
+
+func newBenchKafkaCommand() *cobra.Command {
+	var o bench.KafkaSuiteOptions
+	var fsync, brokers string
+	var baselineMiB int64
+	cmd := &cobra.Command{
+		Use:   "kafka",
+		Short: "Benchmark the Kafka listener: the four figures of docs/benchmarks.md in one run",
+		Long: `Benchmark the Kafka listener on one broker, in one run:
+
+ 1. produce --large-record-bytes records, with the raw write+fdatasync
+    bandwidth of the scratch directory's disk measured in the same runs,
+    and the ratio;
+ 2. produce --small-record-bytes records: records/s;
+ 3. consume a topic of --consume-records such records: records/s;
+ 4. produce such records at a constant --rate-fraction of the median rate
+    of 2, with latency from each record's intended send time: p99.
+
+The generator flags are those of bench produce --kafka and apply to every
+phase. The broker is a Sluice Kafka listener started in this process over
+a scratch directory with --fsync, unless --brokers names one. Output is
+Markdown, as recorded in docs/benchmarks.md. Nothing passes or fails on
+speed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pol, err := logstore.ParseSyncPolicy(fsync)
+			if err != nil {
+				return fmt.Errorf("--fsync: %w", err)
+			}
+			o.Fsync, o.Brokers = pol, splitBrokers(brokers)
+			o.Produce.FsyncBaselineBytes = baselineMiB << 20
+			o.Out = cmd.OutOrStdout()
+			_, err = bench.KafkaSuite(cmd.Context(), o)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Dir, "dir", "", "scratch directory for the data and the fsync baseline (default: a new temporary directory)")
+	f.StringVar(&fsync, "fsync", "always", "fsync policy of the embedded server: always, never or interval:<duration>")
+	kafkaTargetFlags(f, &brokers)
+	kafkaGeneratorFlags(f, &o.Produce, 0)
+	f.IntVar(&o.Produce.Partitions, "partitions", 6, "partitions of the benchmark topics")
+	f.DurationVar(&o.Produce.Duration, "duration", 10*time.Second, "how long each produce run lasts")
+	f.Int64Var(&o.Produce.Records, "records", 0, "records per produce run in all, instead of --duration")
+	f.IntVar(&o.LargeRecordBytes, "large-record-bytes", 1024, "record size of the bandwidth phase")
+	f.IntVar(&o.SmallRecordBytes, "small-record-bytes", 100, "record size of the records/s phases")
+	f.Int64Var(&o.Consume.Fill.Records, "consume-records", 5_000_000, "records the consume phase's topic is filled with")
+	f.IntVar(&o.Consume.Consumers, "consumers", 3, "franz-go clients consuming at once")
+	f.Float64Var(&o.RateFraction, "rate-fraction", 0.5, "constant load of the latency phase, as a fraction of the measured maximum")
+	f.Int64Var(&baselineMiB, "fsync-baseline-mib", 256, "MiB the raw fsync baseline writes a run")
+	f.IntVar(&o.Runs, "runs", 3, "runs of every phase; medians are reported")
+	return cmd
+}
+
+func kafkaTargetFlags(f *pflag.FlagSet, brokers *string) {
+	f.StringVar(brokers, "brokers", "", "host:port[,host:port...] of a running Sluice or Kafka to load (default: start a Sluice Kafka listener in this process)")
+}
+
+// kafkaGeneratorFlags registers the produce generator's settings; a
+// recordBytes of 0 leaves --record-bytes out.
+func kafkaGeneratorFlags(f *pflag.FlagSet, o *bench.KafkaProduceOptions, recordBytes int) {
+	if recordBytes > 0 {
+		f.IntVar(&o.RecordBytes, "record-bytes", recordBytes, "bytes of each record's value (no key)")
+	}
+	f.IntVar(&o.Producers, "producers", 4, "franz-go clients producing at once")
+	f.StringVar(&o.Acks, "acks", "all", "acks: all (-1), leader (1) or none (0)")
+	f.DurationVar(&o.Linger, "linger", 5*time.Millisecond, "how long a partition's batch waits for more records")
+	f.StringVar(&o.Compression, "compression", "none", "compression: none, gzip, snappy, lz4 or zstd")
+	f.IntVar(&o.BatchBytes, "batch-bytes", 1<<20, "largest batch a client builds")
+	f.IntVar(&o.BufferedRecords, "buffered-records", 16384, "records a client buffers before producing blocks")
+}
+
+func splitBrokers(s string) []string {
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// onlyWith fails if any of the named flags was set: they apply only with
+// the other transport.
+func onlyWith(cmd *cobra.Command, other string, names ...string) error {
+	for _, n := range names {
+		if cmd.Flags().Changed(n) {
+			return fmt.Errorf("--%s applies only with %s", n, other)
+		}
+	}
+	return nil
+}
+
+// withCPUProfile creates path, if set, points *w at it for fn, and closes
+// it after.
+func withCPUProfile(path string, w *io.Writer, fn func() error) error {
+	if path == "" {
+		return fn()
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--cpuprofile: %w", err)
+	}
+	*w = f
+	err = fn()
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("--cpuprofile: %w", cerr)
+	}
+	return err
 }
