@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 const (
@@ -754,5 +755,38 @@ func TestWaitersEnd(t *testing.T) {
 	}
 	if _, err := c.Join(context.Background(), jreq("g", "")); !errors.Is(err, ErrClosed) {
 		t.Errorf("join after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestConsumerProtocolHelpers(t *testing.T) {
+	md := kmsg.NewConsumerMemberMetadata()
+	md.Topics = []string{"orders", "users"}
+	as := kmsg.NewConsumerMemberAssignment()
+	as.Topics = []kmsg.ConsumerMemberAssignmentTopic{{Topic: "orders", Partitions: []int32{0, 2}}}
+	d := Description{ProtocolType: ConsumerProtocolType, Members: []MemberDescription{
+		{Protocols: []Protocol{{Name: "range", Metadata: md.AppendTo(nil)}}},
+	}}
+	for _, tt := range []struct {
+		topic string
+		want  bool
+	}{{"orders", true}, {"users", true}, {"other", false}} {
+		if got := d.SubscribedTo(tt.topic); got != tt.want {
+			t.Errorf("SubscribedTo(%q) = %v, want %v", tt.topic, got, tt.want)
+		}
+	}
+	d.Members[0].Protocols[0].Metadata = []byte{0xff}
+	if !d.SubscribedTo("other") {
+		t.Error("undecodable metadata: got not subscribed, want subscribed to everything")
+	}
+	d.ProtocolType = "connect"
+	if d.SubscribedTo("orders") {
+		t.Error("connect group: got subscribed, want not")
+	}
+	got := ConsumerAssignment(as.AppendTo(nil))
+	if len(got) != 1 || got[0].Topic != "orders" || fmt.Sprint(got[0].Partitions) != "[0 2]" {
+		t.Errorf("ConsumerAssignment: %+v, want orders [0 2]", got)
+	}
+	if ConsumerAssignment([]byte{1}) != nil || ConsumerAssignment(nil) != nil {
+		t.Error("ConsumerAssignment of garbage or nothing: want nil")
 	}
 }

@@ -56,6 +56,19 @@ type Log interface {
 	ListGroups(ctx context.Context) ([]string, error)
 	// DeleteGroup forgets a group's committed offsets.
 	DeleteGroup(ctx context.Context, group string) error
+	// DeleteOffsets forgets a group's committed offsets for the given
+	// partitions, atomically; partitions without a commit are skipped. It
+	// fails with ErrInvalid, deleting nothing, if the group has live
+	// members subscribed to one of the topics (Kafka's
+	// GROUP_SUBSCRIBED_TO_TOPIC), since they would commit it again.
+	DeleteOffsets(ctx context.Context, group string, partitions []TopicPartitions) error
+	// DescribeGroups describes the named groups, in the order given, or
+	// with nil or empty groups every group that has committed offsets or
+	// live members, sorted by name. A group without live members is
+	// "Empty" when it has committed offsets, else "Dead" (a name nobody
+	// uses). Live members are those of Kafka-protocol consumers (JoinGroup);
+	// an implementation without a coordinator reports none.
+	DescribeGroups(ctx context.Context, groups []string) ([]GroupDescription, error)
 }
 
 // Positions for ListOffset, as in Kafka's ListOffsets.
@@ -137,6 +150,48 @@ type GroupOffset struct {
 	Metadata    string
 	CommitTime  time.Time
 }
+
+// GroupDescription describes a consumer group's live membership.
+type GroupDescription struct {
+	Group string
+	// State is Kafka's name for it: Empty, PreparingRebalance,
+	// CompletingRebalance, Stable or Dead.
+	State string
+	// ProtocolType is "consumer" for consumers; Protocol the partition
+	// assignor the members agreed on (set while Stable).
+	ProtocolType string
+	Protocol     string
+	// Generation is -1 when the implementation cannot tell (Kafka's
+	// DescribeGroups does not say).
+	Generation int32
+	Members    []GroupMember
+}
+
+// GroupMember is a live member of a group.
+type GroupMember struct {
+	MemberID string
+	// InstanceID is a static member's group.instance.id, else empty.
+	InstanceID string
+	ClientID   string
+	ClientHost string
+	// Assigned are the partitions the leader assigned it, decoded from
+	// the consumer protocol's assignment; none for other protocol types
+	// or before the group is Stable.
+	Assigned []TopicPartitions
+}
+
+// TopicPartitions names partitions of one topic.
+type TopicPartitions struct {
+	Topic      string
+	Partitions []int32
+}
+
+// Group states of GroupDescription.State, as Kafka names them.
+const (
+	GroupEmpty  = "Empty"
+	GroupDead   = "Dead"
+	GroupStable = "Stable"
+)
 
 // Sentinel errors every implementation maps its errors onto.
 var (

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/group"
 	"github.com/sluice-dev/sluice/internal/logstore"
 	"github.com/sluice-dev/sluice/internal/meta"
 	"github.com/sluice-dev/sluice/internal/record"
@@ -19,15 +20,31 @@ import (
 // Log is stream.Log over a logstore.Log and the meta.Store that is its
 // catalog. It does not own them: the caller closes them.
 type Log struct {
-	log  *logstore.Log
-	meta *meta.Store
+	log    *logstore.Log
+	meta   *meta.Store
+	groups *group.Coordinator // live members; nil for none
 }
 
 var _ stream.Log = (*Log)(nil)
 
 // New returns the embedded implementation. m must be the catalog l was
 // opened with.
-func New(l *logstore.Log, m *meta.Store) *Log { return &Log{log: l, meta: m} }
+func New(l *logstore.Log, m *meta.Store, opts ...Option) *Log {
+	e := &Log{log: l, meta: m}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
+
+// Option configures a Log.
+type Option func(*Log)
+
+// WithGroups gives the Log the group coordinator of the Kafka listener, so
+// that DescribeGroups reports live members and DeleteGroup and
+// DeleteOffsets refuse to pull offsets from under them. Without it the
+// Log knows no live members.
+func WithGroups(c *group.Coordinator) Option { return func(e *Log) { e.groups = c } }
 
 // CreateTopic implements stream.Log.
 func (e *Log) CreateTopic(ctx context.Context, name string, partitions int32, config map[string]string) (stream.TopicInfo, error) {
@@ -237,13 +254,95 @@ func (e *Log) ListGroups(ctx context.Context) ([]string, error) {
 	return gs, mapErr(err)
 }
 
-// DeleteGroup implements stream.Log.
+// DeleteGroup implements stream.Log. A group with live members is
+// refused with stream.ErrInvalid, as Kafka refuses it (NON_EMPTY_GROUP).
 func (e *Log) DeleteGroup(ctx context.Context, group string) error {
+	if e.groups != nil {
+		if err := e.groups.Delete(group); err != nil {
+			return fmt.Errorf("delete group %q: %w: it has active members (%w)", group, stream.ErrInvalid, err)
+		}
+	}
 	err := e.meta.DeleteGroup(group)
 	if errors.Is(err, meta.ErrNotFound) {
 		return nil
 	}
 	return mapErr(err)
+}
+
+// DeleteOffsets implements stream.Log.
+func (e *Log) DeleteOffsets(ctx context.Context, groupName string, partitions []stream.TopicPartitions) error {
+	if e.groups != nil {
+		if d, ok := e.groups.Describe(groupName); ok {
+			for _, tp := range partitions {
+				if len(d.Members) > 0 && d.SubscribedTo(tp.Topic) {
+					return fmt.Errorf("delete offsets of group %q: %w: its members are subscribed to topic %q", groupName, stream.ErrInvalid, tp.Topic)
+				}
+			}
+		}
+	}
+	m := make(map[string][]int32, len(partitions))
+	for _, tp := range partitions {
+		m[tp.Topic] = append(m[tp.Topic], tp.Partitions...)
+	}
+	return mapErr(e.meta.DeleteOffsets(groupName, m))
+}
+
+// DescribeGroups implements stream.Log: live members come from the
+// coordinator given with WithGroups.
+func (e *Log) DescribeGroups(ctx context.Context, groups []string) ([]stream.GroupDescription, error) {
+	committed, err := e.meta.Groups()
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	hasOffsets := make(map[string]bool, len(committed))
+	for _, g := range committed {
+		hasOffsets[g] = true
+	}
+	var live []group.Description
+	if e.groups != nil {
+		live = e.groups.List()
+	}
+	byName := make(map[string]group.Description, len(live))
+	for _, d := range live {
+		if len(d.Members) > 0 {
+			byName[d.Group] = d
+		}
+	}
+	names := groups
+	if len(names) == 0 {
+		names = committed
+		for name := range byName {
+			if !hasOffsets[name] {
+				names = append(names, name)
+			}
+		}
+		sort.Strings(names)
+	}
+	out := make([]stream.GroupDescription, 0, len(names))
+	for _, name := range names {
+		d, ok := byName[name]
+		if !ok {
+			state := stream.GroupDead
+			if hasOffsets[name] {
+				state = stream.GroupEmpty
+			}
+			out = append(out, stream.GroupDescription{Group: name, State: state})
+			continue
+		}
+		gd := stream.GroupDescription{Group: name, State: string(d.State), ProtocolType: d.ProtocolType,
+			Protocol: d.Protocol, Generation: d.Generation}
+		for _, m := range d.Members {
+			gm := stream.GroupMember{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost}
+			if d.ProtocolType == group.ConsumerProtocolType {
+				for _, tp := range group.ConsumerAssignment(m.Assignment) {
+					gm.Assigned = append(gm.Assigned, stream.TopicPartitions{Topic: tp.Topic, Partitions: tp.Partitions})
+				}
+			}
+			gd.Members = append(gd.Members, gm)
+		}
+		out = append(out, gd)
+	}
+	return out, nil
 }
 
 // mappedError keeps an implementation error's message and makes it match

@@ -130,3 +130,77 @@ func (l *Log) DeleteGroup(ctx context.Context, group string) error {
 	}
 	return mapErr(fmt.Errorf("delete group %q: %w%s%s", group, err, brokerSays(r.ErrMessage), groupHint(err)))
 }
+
+// DeleteOffsets implements stream.Log with OffsetDelete. Kafka refuses the
+// partitions of topics the group's members are subscribed to
+// (GROUP_SUBSCRIBED_TO_TOPIC), deleting the others; that is reported as
+// stream.ErrInvalid. A group Kafka does not know has nothing to delete.
+func (l *Log) DeleteOffsets(ctx context.Context, group string, partitions []stream.TopicPartitions) error {
+	set := kadm.TopicsSet{}
+	for _, tp := range partitions {
+		set.Add(tp.Topic, tp.Partitions...)
+	}
+	rs, err := l.adm.DeleteOffsets(ctx, group, set)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return nil
+	}
+	if err == nil {
+		err = rs.Error()
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, kerr.GroupSubscribedToTopic):
+		return fmt.Errorf("delete offsets of group %q: %w: %w", group, stream.ErrInvalid, err)
+	}
+	return mapErr(fmt.Errorf("delete offsets of group %q: %w", group, err))
+}
+
+// DescribeGroups implements stream.Log with ListGroups (for all groups)
+// and DescribeGroups. Kafka reports a group without members as Empty while
+// it has committed offsets and as Dead once it has none, as the contract
+// asks.
+func (l *Log) DescribeGroups(ctx context.Context, groups []string) ([]stream.GroupDescription, error) {
+	names := groups
+	if len(names) == 0 {
+		listed, err := l.adm.ListGroups(ctx)
+		if err != nil {
+			return nil, mapErr(fmt.Errorf("list groups: %w", err))
+		}
+		names = listed.Groups()
+		if len(names) == 0 {
+			return nil, nil
+		}
+	}
+	described, err := l.adm.DescribeGroups(ctx, names...)
+	if err != nil {
+		return nil, mapErr(fmt.Errorf("describe groups: %w", err))
+	}
+	out := make([]stream.GroupDescription, 0, len(names))
+	for _, name := range names {
+		d, ok := described[name]
+		switch {
+		case !ok, errors.Is(d.Err, kerr.GroupIDNotFound):
+			out = append(out, stream.GroupDescription{Group: name, State: stream.GroupDead})
+			continue
+		case d.Err != nil:
+			return nil, mapErr(fmt.Errorf("describe group %q: %w%s", name, d.Err, brokerSays(d.ErrMessage)))
+		}
+		gd := stream.GroupDescription{Group: name, State: d.State, ProtocolType: d.ProtocolType, Protocol: d.Protocol, Generation: -1}
+		for _, m := range d.Members {
+			gm := stream.GroupMember{MemberID: m.MemberID, ClientID: m.ClientID, ClientHost: m.ClientHost}
+			if m.InstanceID != nil {
+				gm.InstanceID = *m.InstanceID
+			}
+			if c, ok := m.Assigned.AsConsumer(); ok {
+				for _, t := range c.Topics {
+					gm.Assigned = append(gm.Assigned, stream.TopicPartitions{Topic: t.Topic, Partitions: t.Partitions})
+				}
+			}
+			gd.Members = append(gd.Members, gm)
+		}
+		slices.SortFunc(gd.Members, func(a, b stream.GroupMember) int { return strings.Compare(a.MemberID, b.MemberID) })
+		out = append(out, gd)
+	}
+	return out, nil
+}

@@ -27,6 +27,7 @@ func Run(t *testing.T, newLog func(t *testing.T) stream.Log) {
 		{"FetchWaits", testFetchWaits},
 		{"ListOffset", testListOffset},
 		{"GroupOffsets", testGroupOffsets},
+		{"GroupDescriptions", testGroupDescriptions},
 		{"Errors", testErrors},
 	}
 	for _, tt := range tests {
@@ -252,6 +253,73 @@ func testGroupOffsets(t *testing.T, l stream.Log) {
 	}
 	if got, err := l.FetchOffsets(c, "g"); err != nil || len(got) != 0 {
 		t.Fatalf("offsets after delete: got %v, %v", got, err)
+	}
+}
+
+// testGroupDescriptions checks DescribeGroups and DeleteOffsets for groups
+// without live members, which every implementation can have; live
+// membership is tested through the Kafka listener with real consumers.
+func testGroupDescriptions(t *testing.T, l stream.Log) {
+	c := ctx(t)
+	if _, err := l.CreateTopic(c, "t", 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	state := func(ds []stream.GroupDescription, group string) string {
+		for _, d := range ds {
+			if d.Group == group {
+				if len(d.Members) != 0 {
+					t.Errorf("group %q: %d members, want none", group, len(d.Members))
+				}
+				return d.State
+			}
+		}
+		return "absent"
+	}
+	ds, err := l.DescribeGroups(c, []string{"never"})
+	if err != nil || len(ds) != 1 || ds[0].Group != "never" || ds[0].State != stream.GroupDead {
+		t.Fatalf("describe a group that never existed: got %+v, %v; want it Dead", ds, err)
+	}
+	commit := []stream.GroupOffset{{Topic: "t", Partition: 0, Offset: 1, LeaderEpoch: -1},
+		{Topic: "t", Partition: 1, Offset: 2, LeaderEpoch: -1}, {Topic: "t", Partition: 2, Offset: 3, LeaderEpoch: -1}}
+	if err := l.CommitOffsets(c, "g", commit); err != nil {
+		t.Fatal(err)
+	}
+	ds, err = l.DescribeGroups(c, []string{"g", "never"})
+	if err != nil || len(ds) != 2 || ds[0].Group != "g" || ds[1].Group != "never" {
+		t.Fatalf("describe g and never: got %+v, %v; want both, in that order", ds, err)
+	}
+	if got := state(ds, "g"); got != stream.GroupEmpty {
+		t.Errorf("group with commits and no members: state %s, want Empty", got)
+	}
+	if got := state(ds, "never"); got != stream.GroupDead {
+		t.Errorf("group without commits: state %s, want Dead", got)
+	}
+	all, err := l.DescribeGroups(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := state(all, "g"); got != stream.GroupEmpty {
+		t.Errorf("describe all: g is %s, want Empty", got)
+	}
+	if got := state(all, "never"); got != "absent" {
+		t.Errorf("describe all: never is %s, want it absent", got)
+	}
+
+	if err := l.DeleteOffsets(c, "g", []stream.TopicPartitions{{Topic: "t", Partitions: []int32{1}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.FetchOffsets(c, "g")
+	if err != nil || len(got) != 2 || got[0].Partition != 0 || got[1].Partition != 2 {
+		t.Fatalf("offsets after deleting t/1: got %+v, %v; want t/0 and t/2", got, err)
+	}
+	if err := l.DeleteOffsets(c, "g", []stream.TopicPartitions{{Topic: "t", Partitions: []int32{0, 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.FetchOffsets(c, "g"); err != nil || len(got) != 0 {
+		t.Fatalf("offsets after deleting all: got %+v, %v; want none", got, err)
+	}
+	if err := l.DeleteOffsets(c, "never", []stream.TopicPartitions{{Topic: "t", Partitions: []int32{0}}}); err != nil {
+		t.Errorf("delete offsets of a group without commits: %v, want nil", err)
 	}
 }
 
