@@ -17,7 +17,7 @@ import (
 type KafkaConsumeOptions struct {
 	KafkaTarget
 	// Fill is how the topic is filled before the runs: its Records
-	// [5,000,000], RecordBytes [100], Partitions [6] and the generator
+	// [10,000,000], RecordBytes [100], Partitions [6] and the generator
 	// settings are those of a produce run. Its Duration, Rate,
 	// FsyncBaseline, Runs, CPUProfile and Out are ignored.
 	Fill KafkaProduceOptions
@@ -43,7 +43,7 @@ type KafkaConsumeOptions struct {
 func (o *KafkaConsumeOptions) setDefaults() error {
 	o.Fill.KafkaTarget = o.KafkaTarget
 	if o.Fill.Records <= 0 {
-		o.Fill.Records = 5_000_000
+		o.Fill.Records = 10_000_000
 	}
 	if o.Fill.RecordBytes == 0 {
 		o.Fill.RecordBytes = 100

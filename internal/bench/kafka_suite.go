@@ -25,7 +25,7 @@ type KafkaSuiteOptions struct {
 	SmallRecordBytes int
 	// Consume holds the consume phase's settings; its Fill takes the
 	// generator settings of Produce, with Consume.Fill.Records records
-	// [5,000,000] of SmallRecordBytes.
+	// [10,000,000] of SmallRecordBytes.
 	Consume KafkaConsumeOptions
 	// RateFraction is the constant load of the latency phase as a
 	// fraction of the median small-record produce rate measured in the
