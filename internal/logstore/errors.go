@@ -15,6 +15,16 @@ var (
 	ErrPartitionFailed   = errors.New("partition failed")
 	ErrCorrupt           = errors.New("corrupt log data")
 	ErrInvalidPartitions = errors.New("invalid partition count")
+
+	// ErrOutOfOrderSequence reports an idempotent batch whose sequence
+	// does not follow the producer's last batch (see producers.go).
+	ErrOutOfOrderSequence = errors.New("out of order sequence number")
+	// ErrInvalidProducerEpoch reports an idempotent batch from an epoch
+	// older than the producer's current one: a fenced producer.
+	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")
+	// ErrInvalidRecord reports a well-formed batch whose fields no
+	// producer may send, such as a negative sequence number.
+	ErrInvalidRecord = errors.New("invalid record batch")
 )
 
 // CorruptionError reports stored bytes that fail their checks: a bad CRC, a

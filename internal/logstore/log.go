@@ -41,6 +41,7 @@ type Log struct {
 
 	cpMu   sync.Mutex // serialises checkpoint writes
 	lastCP []byte
+	lastPS []byte // the producer state snapshot last written
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -70,11 +71,16 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		l.opts.Logger.Warn("recovery checkpoint unreadable; recovering every partition in full", "err", err)
 		cp = checkpoint{entries: map[partKey]checkpointEntry{}}
 	}
+	ps, err := readProducerSnapshot(l.fs, l.dir)
+	if err != nil {
+		l.opts.Logger.Warn("producer state snapshot unreadable; rebuilding it from the active segments", "err", err)
+		ps = map[partKey]partProducers{}
+	}
 	specs, err := opts.Catalog.Topics()
 	if err != nil {
 		return nil, fmt.Errorf("open log: list topics: %w", err)
 	}
-	if err := l.openTopics(ctx, specs, cp); err != nil {
+	if err := l.openTopics(ctx, specs, cp, ps); err != nil {
 		l.closeAll(false)
 		return nil, err
 	}
@@ -83,6 +89,8 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, err
 	}
 	// The checkpoint on disk may say "clean"; from now on it must not.
+	// This also rewrites the producer snapshot before any append, so that
+	// one that saw batches recovery cut off is never read again.
 	if err := l.writeCheckpoint(false); err != nil {
 		l.closeAll(false)
 		return nil, fmt.Errorf("open log: %w", err)
@@ -129,7 +137,7 @@ func (l *Log) prepareDir() error {
 	return writeFileAtomic(l.fs, l.dir, formatFile, []byte(formatLine))
 }
 
-func (l *Log) openTopics(ctx context.Context, specs []topic.Spec, cp checkpoint) error {
+func (l *Log) openTopics(ctx context.Context, specs []topic.Spec, cp checkpoint, ps map[partKey]partProducers) error {
 	type job struct {
 		t  *topicState
 		id int32
@@ -163,7 +171,11 @@ func (l *Log) openTopics(ctx context.Context, specs []topic.Spec, cp checkpoint)
 			if v, ok := cp.entries[partKey{j.t.spec.Name, j.id}]; ok {
 				e = &v
 			}
-			p, err := l.openPartition(j.t, j.id, e, cp.clean)
+			var snap *partProducers
+			if v, ok := ps[partKey{j.t.spec.Name, j.id}]; ok {
+				snap = &v
+			}
+			p, err := l.openPartition(j.t, j.id, e, cp.clean, snap)
 			errs[i] = err
 			j.t.parts[j.id] = p
 		}()
@@ -358,7 +370,7 @@ func (l *Log) CreateTopic(ctx context.Context, name string, partitions int32, co
 	// Directories first: a crash before the catalog records the topic
 	// leaves an orphan that the next open moves aside.
 	for i := int32(0); i < partitions; i++ {
-		p, err := l.openPartition(t, i, nil, false)
+		p, err := l.openPartition(t, i, nil, false, nil)
 		if err != nil {
 			for _, q := range t.parts {
 				_ = q.close(false)
@@ -468,7 +480,7 @@ func (l *Log) AddPartitions(ctx context.Context, name string, total int32) (topi
 	}
 	var added []*Partition
 	for i := t.spec.Partitions; i < total; i++ {
-		p, err := l.openPartition(t, i, nil, false)
+		p, err := l.openPartition(t, i, nil, false, nil)
 		if err != nil {
 			for _, q := range added {
 				_ = q.close(false)
@@ -534,26 +546,37 @@ func (l *Log) flushLoop(ctx context.Context) {
 	}
 }
 
-// writeCheckpoint records every partition's durable point, if it changed.
+// writeCheckpoint records every partition's durable point and then its
+// producer state, each if it changed. The two files need not agree: the
+// producer snapshot says which offset its state covers, and recovery
+// replays from there (producers.go).
 func (l *Log) writeCheckpoint(clean bool) error {
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
 	cp := checkpoint{clean: clean, entries: map[partKey]checkpointEntry{}}
+	ps := map[partKey]partProducers{}
 	for _, t := range l.topicList() {
 		for _, p := range t.parts {
 			if p != nil {
-				cp.entries[partKey{p.topic, p.id}] = p.checkpoint()
+				k := partKey{p.topic, p.id}
+				cp.entries[k], ps[k] = p.checkpointAndProducers()
 			}
 		}
 	}
 	b := encodeCheckpoint(cp)
-	if string(b) == string(l.lastCP) {
-		return nil
+	if string(b) != string(l.lastCP) {
+		if err := writeFileAtomic(l.fs, l.dir, checkpointFile, b); err != nil {
+			return err
+		}
+		l.lastCP = b
 	}
-	if err := writeFileAtomic(l.fs, l.dir, checkpointFile, b); err != nil {
-		return err
+	b = encodeProducerSnapshot(ps)
+	if string(b) != string(l.lastPS) {
+		if err := writeFileAtomic(l.fs, l.dir, producerSnapshotFile, b); err != nil {
+			return err
+		}
+		l.lastPS = b
 	}
-	l.lastCP = b
 	return nil
 }
 

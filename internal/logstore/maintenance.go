@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -72,12 +73,18 @@ func (p *Partition) writeIndex(s *segment, syncData bool) error {
 	return p.l.fs.SyncDir(p.dir)
 }
 
-// checkpoint returns the partition's recovery point: the start of the first
-// segment that is not sealed with flushed data and index, at the part of it
-// known to be durable.
-func (p *Partition) checkpoint() checkpointEntry {
+// checkpointAndProducers returns the recovery point and a copy of the
+// producer state.
+func (p *Partition) checkpointAndProducers() (checkpointEntry, partProducers) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	return p.checkpointLocked(), p.producerSnapshotLocked()
+}
+
+// checkpointLocked returns the partition's recovery point: the start of the
+// first segment that is not sealed with flushed data and index, at the part
+// of it known to be durable.
+func (p *Partition) checkpointLocked() checkpointEntry {
 	for _, s := range p.segs {
 		if !s.sealed || !s.indexDurable {
 			return checkpointEntry{segBase: s.base, pos: s.durableSize, next: s.durableNext, logStart: p.logStart}
@@ -162,6 +169,8 @@ func (p *Partition) enforceRetention(now int64) {
 	}
 	if len(victims) > 0 {
 		p.logStart = max(p.logStart, p.segs[0].base)
+		p.dropProducersBelowLocked(p.logStart)
+		p.forgetUnsyncedLocked(victims)
 	}
 	act := p.segs[len(p.segs)-1]
 	if len(p.segs) == 1 && p.failed == nil && act.size.Load() > 0 && cfg.RetentionMs >= 0 &&
@@ -175,4 +184,80 @@ func (p *Partition) enforceRetention(now int64) {
 		p.stats.deleted.Inc()
 		p.l.opts.Logger.Debug("retention deleted segment", "topic", p.topic, "partition", p.id, "segment", s.path)
 	}
+	p.expireProducers(now)
+}
+
+// forgetUnsyncedLocked takes deleted segments off the list of segments to
+// fsync: the next sync must not touch a file their release closed.
+func (p *Partition) forgetUnsyncedLocked(gone []*segment) {
+	kept := p.unsynced[:0]
+	for _, s := range p.unsynced {
+		deleted := false
+		for _, g := range gone {
+			deleted = deleted || s == g
+		}
+		if deleted {
+			s.dirty = false
+		} else {
+			kept = append(kept, s)
+		}
+	}
+	clear(p.unsynced[len(kept):])
+	p.unsynced = kept
+}
+
+// DeleteRecords moves the log start offset up to before (-1: the high
+// watermark), as Kafka's DeleteRecords does, and returns the new log start
+// offset. Reads below it get ErrOffsetOutOfRange from then on; segments
+// that hold only offsets below it are deleted (the active one is rolled
+// first if it is among them). The new log start offset is durable in the
+// recovery checkpoint when DeleteRecords returns.
+//
+// before above the high watermark, or negative other than -1, is
+// ErrOffsetOutOfRange. A before at or below the current log start changes
+// nothing and returns the current log start.
+func (p *Partition) DeleteRecords(ctx context.Context, before int64) (int64, error) {
+	now := p.l.opts.Now().UnixMilli()
+	p.mu.Lock()
+	if err := p.writableLocked(); err != nil {
+		p.mu.Unlock()
+		return 0, err
+	}
+	hw := p.hw.Load()
+	if before == -1 {
+		before = hw
+	}
+	if before < 0 || before > hw {
+		p.mu.Unlock()
+		return 0, fmt.Errorf("delete records of %s/%d: %w: offset %d, the partition holds [%d, %d)",
+			p.topic, p.id, ErrOffsetOutOfRange, before, p.logStart, hw)
+	}
+	if before <= p.logStart {
+		start := p.logStart
+		p.mu.Unlock()
+		return start, nil
+	}
+	p.logStart = before
+	p.dropProducersBelowLocked(before)
+	if act := p.segs[len(p.segs)-1]; act.size.Load() > 0 && act.next <= before {
+		if _, err := p.rollLocked(now); err != nil {
+			p.mu.Unlock()
+			return 0, err
+		}
+	}
+	var victims []*segment
+	for len(p.segs) > 1 && p.segs[0].next <= before {
+		victims = append(victims, p.segs[0])
+		p.segs = p.segs[1:]
+	}
+	p.forgetUnsyncedLocked(victims)
+	p.mu.Unlock()
+	for _, s := range victims {
+		s.deleted.Store(true)
+		s.release()
+	}
+	if err := p.l.writeCheckpoint(false); err != nil {
+		return 0, fmt.Errorf("delete records of %s/%d: %w", p.topic, p.id, err)
+	}
+	return before, nil
 }

@@ -11,6 +11,7 @@ type metrics struct {
 	appendedRecords  *prometheus.CounterVec
 	appendedBytes    *prometheus.CounterVec
 	retentionDeleted *prometheus.CounterVec
+	duplicates       *prometheus.CounterVec
 	fsyncDuration    prometheus.Histogram
 	recoveryDuration prometheus.Gauge
 	corruptions      prometheus.Counter
@@ -28,6 +29,9 @@ func newMetrics() *metrics {
 		}, []string{"topic"}),
 		retentionDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_log_retention_deleted_segments_total", Help: "Segments deleted by retention.",
+		}, []string{"topic"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_log_duplicate_batches_total", Help: "Idempotent batches retried by their producer and answered with the original offsets instead of being stored again.",
 		}, []string{"topic"}),
 		fsyncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sluice_log_fsync_duration_seconds", Help: "Time taken by fsync of log segments.",
@@ -60,6 +64,7 @@ type topicStats struct {
 	appendedRecords prometheus.Counter
 	appendedBytes   prometheus.Counter
 	deleted         prometheus.Counter
+	duplicates      prometheus.Counter
 }
 
 func (m *metrics) forTopic(name string) *topicStats {
@@ -67,6 +72,7 @@ func (m *metrics) forTopic(name string) *topicStats {
 		appendedRecords: m.appendedRecords.WithLabelValues(name),
 		appendedBytes:   m.appendedBytes.WithLabelValues(name),
 		deleted:         m.retentionDeleted.WithLabelValues(name),
+		duplicates:      m.duplicates.WithLabelValues(name),
 	}
 }
 
@@ -74,10 +80,11 @@ func (m *metrics) dropTopic(name string) {
 	m.appendedRecords.DeleteLabelValues(name)
 	m.appendedBytes.DeleteLabelValues(name)
 	m.retentionDeleted.DeleteLabelValues(name)
+	m.duplicates.DeleteLabelValues(name)
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.appendedRecords, m.appendedBytes, m.retentionDeleted,
+	return []prometheus.Collector{m.appendedRecords, m.appendedBytes, m.retentionDeleted, m.duplicates,
 		m.fsyncDuration, m.recoveryDuration, m.corruptions, m.truncatedBytes, m.checkpointErrors}
 }
 

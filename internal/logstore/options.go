@@ -96,6 +96,10 @@ type Options struct {
 	// RecoveryParallelism bounds how many partitions are recovered at once.
 	// Default 4.
 	RecoveryParallelism int
+	// ProducerIDExpiration is how long a partition remembers an idempotent
+	// producer that has stopped appending (Kafka's broker setting
+	// producer.id.expiration.ms). Default 24h.
+	ProducerIDExpiration time.Duration
 }
 
 func (o *Options) setDefaults() error {
@@ -125,6 +129,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.RecoveryParallelism <= 0 {
 		o.RecoveryParallelism = 4
+	}
+	if o.ProducerIDExpiration <= 0 {
+		o.ProducerIDExpiration = 24 * time.Hour
 	}
 	return nil
 }

@@ -35,6 +35,9 @@ type Partition struct {
 	closed   bool
 	unsynced []*segment // segments written since their last fsync
 	dirDirty bool       // a segment was created since the directory was last fsynced
+	// producers is the idempotent producers' state (producers.go); nil
+	// until the first idempotent batch.
+	producers map[int64]*producerEntry
 
 	// Group commit: one appender at a time fsyncs on behalf of all.
 	syncMu   sync.Mutex
@@ -73,6 +76,12 @@ func (p *Partition) ID() int32 { return p.id }
 // is refused, unchanged on disk, if it is malformed or larger than the
 // topic's max.message.bytes.
 //
+// A batch with a producer ID (an idempotent producer's) is checked against
+// the producer's state as producers.go describes: a retried duplicate of one
+// of its last five batches is not stored again and gets the original
+// result, once that is durable; a gap in its sequence is refused with
+// ErrOutOfOrderSequence, an older epoch with ErrInvalidProducerEpoch.
+//
 // Append rewrites the batch's baseOffset field in place (and, for
 // LogAppendTime topics, its timestamp and CRC), so the caller must not share
 // the slice with another goroutine during the call. It returns once the batch
@@ -83,6 +92,12 @@ func (p *Partition) Append(ctx context.Context, batch []byte) (AppendResult, err
 	h, err := record.CheckProduced(batch, int(cfg.MaxMessageBytes))
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("append to %s/%d: %w", p.topic, p.id, err)
+	}
+	idempotent := h.ProducerID >= 0
+	if idempotent {
+		if err := checkProducerFields(&h); err != nil {
+			return AppendResult{}, fmt.Errorf("append to %s/%d: %w", p.topic, p.id, err)
+		}
 	}
 	res := AppendResult{LogAppendTime: -1}
 	now := p.l.opts.Now().UnixMilli()
@@ -96,6 +111,17 @@ func (p *Partition) Append(ctx context.Context, batch []byte) (AppendResult, err
 	if err := p.writableLocked(); err != nil {
 		p.mu.Unlock()
 		return res, err
+	}
+	if idempotent {
+		dup, err := checkSequence(p.producers[h.ProducerID], h.ProducerEpoch, h.BaseSequence,
+			lastSequence(h.BaseSequence, h.LastOffsetDelta))
+		if err != nil || dup != nil {
+			p.mu.Unlock()
+			if err != nil {
+				return res, fmt.Errorf("append to %s/%d: producer %d: %w", p.topic, p.id, h.ProducerID, err)
+			}
+			return p.duplicate(ctx, dup)
+		}
 	}
 	seg := p.segs[len(p.segs)-1]
 	if p.shouldRollLocked(seg, cfg, len(batch), h, now) {
@@ -124,6 +150,9 @@ func (p *Partition) Append(ctx context.Context, batch []byte) (AppendResult, err
 		seg.dirty = true
 		p.unsynced = append(p.unsynced, seg)
 	}
+	if idempotent {
+		p.applyProducerLocked(&h, base, res.LogAppendTime, now)
+	}
 	if p.l.opts.Sync.Mode != SyncAlways {
 		p.advanceHW(end)
 	}
@@ -134,6 +163,20 @@ func (p *Partition) Append(ctx context.Context, batch []byte) (AppendResult, err
 	res.BaseOffset, res.LastOffset = base, end-1
 	if p.l.opts.Sync.Mode == SyncAlways {
 		if err := p.syncTo(ctx, end); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// duplicate answers a retried idempotent batch with the result of the
+// original, once the original is durable: the first attempt may still be
+// waiting for its fsync, and must not be acknowledged twice before it is.
+func (p *Partition) duplicate(ctx context.Context, b *producerBatch) (AppendResult, error) {
+	res := AppendResult{BaseOffset: b.firstOffset, LastOffset: b.lastOffset, LogAppendTime: b.appendTime}
+	p.stats.duplicates.Inc()
+	if p.l.opts.Sync.Mode == SyncAlways {
+		if err := p.syncTo(ctx, res.LastOffset+1); err != nil {
 			return res, err
 		}
 	}

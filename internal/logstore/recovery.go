@@ -21,7 +21,10 @@ const scanBufSize = 1 << 20
 // loaded, or rebuilt when missing or inconsistent); from the checkpoint on,
 // every batch is read and its CRC checked, torn tails are truncated and
 // damage followed by valid data is quarantined.
-func (l *Log) openPartition(t *topicState, id int32, cp *checkpointEntry, clean bool) (*Partition, error) {
+//
+// The idempotent producers' state is then restored from snap (nil when
+// there is none) and the batches after it.
+func (l *Log) openPartition(t *topicState, id int32, cp *checkpointEntry, clean bool, snap *partProducers) (*Partition, error) {
 	dir := filepath.Join(l.dir, topicsDir, t.spec.Name, strconv.Itoa(int(id)))
 	p := &Partition{topic: t.spec.Name, id: id, dir: dir, l: l, stats: t.stats,
 		hwCh: make(chan struct{}), doneCh: make(chan struct{}), syncDone: make(chan struct{})}
@@ -35,6 +38,7 @@ func (l *Log) openPartition(t *topicState, id int32, cp *checkpointEntry, clean 
 		}
 		return nil, fmt.Errorf("open partition %s/%d: %w", p.topic, id, err)
 	}
+	p.restoreProducers(snap, l.opts.Now().UnixMilli())
 	p.durable = p.next
 	p.hw.Store(p.next)
 	return p, nil
