@@ -114,7 +114,7 @@ func (p *Partition) Append(ctx context.Context, batch []byte) (AppendResult, err
 	}
 	if idempotent {
 		dup, err := checkSequence(p.producers[h.ProducerID], h.ProducerEpoch, h.BaseSequence,
-			lastSequence(h.BaseSequence, h.LastOffsetDelta))
+			lastSequence(h.BaseSequence, h.LastOffsetDelta), p.next == 0)
 		if err != nil || dup != nil {
 			p.mu.Unlock()
 			if err != nil {

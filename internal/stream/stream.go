@@ -34,6 +34,16 @@ type Log interface {
 	// it is acknowledged under the log's durability policy. The batch's
 	// header and CRC are checked; ErrInvalid or ErrTooLarge if they fail.
 	// Produce may rewrite the batch's baseOffset field in place.
+	//
+	// A batch with a producer ID (producerId >= 0: an idempotent
+	// producer's, from Kafka's InitProducerId) is checked against that
+	// producer's sequence in the partition, as Kafka does: a retry of one
+	// of its last five batches is not stored again and returns the
+	// original result (offsets and LogAppendTime); a sequence that does not
+	// follow its last batch is ErrOutOfOrderSequence; an epoch older than
+	// its current one is ErrProducerFenced. A producer the log does not
+	// know (new, or forgotten after producer.id.expiration.ms) may start
+	// at any sequence.
 	Produce(ctx context.Context, topic string, partition int32, batch []byte) (ProduceResult, error)
 	// Fetch returns whole batches from offset on (see FetchRequest). When
 	// the partition holds nothing at offset yet, it waits up to MaxWait
@@ -44,6 +54,14 @@ type Log interface {
 	// Unix milliseconds, which gives the first offset whose record
 	// timestamp is at or after it (the high watermark when none is).
 	ListOffset(ctx context.Context, topic string, partition int32, at int64) (int64, error)
+	// DeleteRecords moves the partition's log start offset up to before
+	// (HighWatermark, -1, for everything) and returns the new log start
+	// offset, as Kafka's DeleteRecords does: reads below it get
+	// ErrOffsetOutOfRange from then on, and the space is reclaimed. The
+	// change is durable when DeleteRecords returns. A before at or below the
+	// current log start changes nothing; one above the high watermark, or
+	// negative other than -1, is ErrOffsetOutOfRange.
+	DeleteRecords(ctx context.Context, topic string, partition int32, before int64) (int64, error)
 
 	// CommitOffsets stores a group's offsets atomically. ErrUnknownTopic
 	// or ErrUnknownPartition if any names a partition that does not exist,
@@ -76,6 +94,9 @@ const (
 	Latest   int64 = -1
 	Earliest int64 = -2
 )
+
+// HighWatermark is DeleteRecords' "everything up to the high watermark".
+const HighWatermark int64 = -1
 
 // TopicInfo describes a topic.
 type TopicInfo struct {
@@ -206,4 +227,12 @@ var (
 	// partition refusing writes after a disk error, a closed log, an
 	// unreachable cluster.
 	ErrUnavailable = errors.New("log unavailable")
+	// ErrOutOfOrderSequence reports an idempotent batch whose sequence
+	// number does not follow its producer's last batch in the partition
+	// (Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER).
+	ErrOutOfOrderSequence = errors.New("out of order sequence number")
+	// ErrProducerFenced reports an idempotent batch from an older epoch of
+	// its producer than the partition has seen: another instance took the
+	// producer over (Kafka's INVALID_PRODUCER_EPOCH for produce).
+	ErrProducerFenced = errors.New("producer fenced")
 )

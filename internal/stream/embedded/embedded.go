@@ -208,6 +208,16 @@ func (e *Log) ListOffset(ctx context.Context, topicName string, partition int32,
 	return off, nil
 }
 
+// DeleteRecords implements stream.Log.
+func (e *Log) DeleteRecords(ctx context.Context, topicName string, partition int32, before int64) (int64, error) {
+	p, err := e.log.Partition(topicName, partition)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	start, err := p.DeleteRecords(ctx, before)
+	return start, mapErr(err)
+}
+
 // CommitOffsets implements stream.Log.
 func (e *Log) CommitOffsets(ctx context.Context, group string, offsets []stream.GroupOffset) error {
 	commits := make([]meta.OffsetCommit, len(offsets))
@@ -369,9 +379,11 @@ func mapErr(err error) error {
 		{[]error{logstore.ErrUnknownPartition}, stream.ErrUnknownPartition},
 		{[]error{logstore.ErrTopicExists}, stream.ErrTopicExists},
 		{[]error{logstore.ErrOffsetOutOfRange}, stream.ErrOffsetOutOfRange},
+		{[]error{logstore.ErrOutOfOrderSequence}, stream.ErrOutOfOrderSequence},
+		{[]error{logstore.ErrInvalidProducerEpoch}, stream.ErrProducerFenced},
 		{[]error{record.ErrTooLarge}, stream.ErrTooLarge},
 		{[]error{logstore.ErrCorrupt}, stream.ErrCorrupt},
-		{[]error{topic.ErrInvalid, record.ErrMalformed, record.ErrChecksum, logstore.ErrInvalidPartitions, meta.ErrInvalid}, stream.ErrInvalid},
+		{[]error{topic.ErrInvalid, record.ErrMalformed, record.ErrChecksum, logstore.ErrInvalidPartitions, logstore.ErrInvalidRecord, meta.ErrInvalid}, stream.ErrInvalid},
 		{[]error{logstore.ErrPartitionFailed, logstore.ErrClosed, meta.ErrClosed}, stream.ErrUnavailable},
 	}
 	for _, k := range kinds {

@@ -304,3 +304,34 @@ func (l *Log) listOffset(ctx context.Context, topicName string, partition int32,
 	}
 	return o.Offset, nil
 }
+
+// DeleteRecords implements stream.Log with kadm's DeleteRecords to the
+// partition leader, which answers with the new low watermark (log start
+// offset). Kafka moves the log start only forward, answering an offset at
+// or below it with the current one; a broker that refuses such an offset
+// with OFFSET_OUT_OF_RANGE instead (kfake does) gets the same answer here,
+// from a ListOffsets.
+func (l *Log) DeleteRecords(ctx context.Context, topicName string, partition int32, before int64) (int64, error) {
+	if before < 0 && before != stream.HighWatermark {
+		return 0, fmt.Errorf("delete records of %s/%d: %w: offset %d", topicName, partition, stream.ErrOffsetOutOfRange, before)
+	}
+	os := make(kadm.Offsets)
+	os.Add(kadm.Offset{Topic: topicName, Partition: partition, At: before, LeaderEpoch: -1})
+	rs, err := l.adm.DeleteRecords(ctx, os)
+	if err != nil {
+		return 0, mapErr(fmt.Errorf("delete records of %s/%d: %w", topicName, partition, err))
+	}
+	r, err := rs.On(topicName, partition, nil)
+	if err == nil {
+		err = r.Err
+	}
+	if errors.Is(err, kerr.OffsetOutOfRange) && before >= 0 {
+		if start, lerr := l.ListOffset(ctx, topicName, partition, stream.Earliest); lerr == nil && before <= start {
+			return start, nil
+		}
+	}
+	if err != nil {
+		return 0, mapErr(fmt.Errorf("delete records of %s/%d: %w", topicName, partition, err))
+	}
+	return r.LowWatermark, nil
+}

@@ -24,7 +24,8 @@ func (e *mappedError) Unwrap() []error { return []error{e.kind, e.err} }
 
 // sentinels are the stream errors mapErr maps onto.
 var sentinels = [...]error{stream.ErrUnknownTopic, stream.ErrUnknownPartition, stream.ErrTopicExists,
-	stream.ErrOffsetOutOfRange, stream.ErrInvalid, stream.ErrTooLarge, stream.ErrCorrupt, stream.ErrUnavailable}
+	stream.ErrOffsetOutOfRange, stream.ErrInvalid, stream.ErrTooLarge, stream.ErrCorrupt, stream.ErrUnavailable,
+	stream.ErrOutOfOrderSequence, stream.ErrProducerFenced}
 
 // mapErr maps Kafka's errors, franz-go's and this package's own checks onto
 // the stream sentinels, in one place. Context errors and authorization
@@ -72,12 +73,15 @@ func kindOfCode(ke *kerr.Error) error {
 		return stream.ErrOffsetOutOfRange
 	case kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.OffsetMetadataTooLarge:
 		return stream.ErrTooLarge
+	case kerr.OutOfOrderSequenceNumber:
+		return stream.ErrOutOfOrderSequence
+	case kerr.InvalidProducerEpoch, kerr.ProducerFenced:
+		return stream.ErrProducerFenced
 	case
 		// A batch the broker refused.
 		kerr.CorruptMessage, kerr.InvalidRecord, kerr.InvalidTimestamp, kerr.UnsupportedCompressionType,
 		kerr.UnsupportedForMessageFormat, kerr.InvalidRequiredAcks, kerr.InvalidFetchSize,
-		kerr.OutOfOrderSequenceNumber, kerr.DuplicateSequenceNumber, kerr.InvalidProducerEpoch,
-		kerr.InvalidTxnState, kerr.InvalidProducerIDMapping, kerr.UnknownProducerID, kerr.ProducerFenced,
+		kerr.DuplicateSequenceNumber, kerr.InvalidTxnState, kerr.InvalidProducerIDMapping, kerr.UnknownProducerID,
 		// A topic change the controller refused.
 		kerr.InvalidTopicException, kerr.InvalidPartitions, kerr.InvalidReplicationFactor,
 		kerr.InvalidReplicaAssignment, kerr.InvalidConfig, kerr.InvalidRequest, kerr.PolicyViolation,

@@ -30,6 +30,10 @@ func TestMapErr(t *testing.T) {
 		{kerr.RecordListTooLarge, stream.ErrTooLarge},
 		{kerr.CorruptMessage, stream.ErrInvalid}, // retriable in kerr, but a bad batch is bad again
 		{kerr.InvalidRecord, stream.ErrInvalid},
+		{kerr.OutOfOrderSequenceNumber, stream.ErrOutOfOrderSequence},
+		{kerr.InvalidProducerEpoch, stream.ErrProducerFenced},
+		{kerr.ProducerFenced, stream.ErrProducerFenced},
+		{kerr.UnknownProducerID, stream.ErrInvalid},
 		{kerr.InvalidConfig, stream.ErrInvalid},
 		{kerr.InvalidTopicException, stream.ErrInvalid},
 		{kerr.InvalidPartitions, stream.ErrInvalid},

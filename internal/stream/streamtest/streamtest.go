@@ -26,6 +26,8 @@ func Run(t *testing.T, newLog func(t *testing.T) stream.Log) {
 		{"ProduceFetch", testProduceFetch},
 		{"FetchWaits", testFetchWaits},
 		{"ListOffset", testListOffset},
+		{"DeleteRecords", testDeleteRecords},
+		{"IdempotentProduce", testIdempotentProduce},
 		{"GroupOffsets", testGroupOffsets},
 		{"GroupDescriptions", testGroupDescriptions},
 		{"Errors", testErrors},
