@@ -20,6 +20,9 @@ type setting struct {
 	def   string
 	usage string
 	dst   *string
+	// boolean lets the flag be given without a value, meaning true
+	// (--auto-create-topics), besides --flag=false.
+	boolean bool
 	// from records what set the value, for error messages.
 	from string
 }
@@ -40,6 +43,9 @@ type settings []*setting
 func (ss settings) addFlags(fs *pflag.FlagSet) {
 	for _, s := range ss {
 		fs.String(s.flag(), s.def, s.usage+" ["+s.env()+"]")
+		if s.boolean {
+			fs.Lookup(s.flag()).NoOptDefVal = "true"
+		}
 	}
 	fs.String(configFlag, "", "YAML configuration file; keys are the flag names with _ for - (data_dir: ...) ["+configEnv+"]")
 }
@@ -83,6 +89,32 @@ func (ss settings) resolve(fs *pflag.FlagSet, lookupEnv func(string) (string, bo
 		}
 	}
 	return nil
+}
+
+// explicit reports whether the setting whose destination is dst was set by
+// a flag, the environment or the configuration file, rather than left at
+// its default.
+func (ss settings) explicit(dst *string) bool {
+	for _, s := range ss {
+		if s.dst == dst {
+			return s.from != "default"
+		}
+	}
+	return false
+}
+
+// describe names the setting whose destination is dst as what set it:
+// --flag, SLUICE_ENV, or key (config file PATH).
+func (ss settings) describe(dst *string) string {
+	for _, s := range ss {
+		if s.dst == dst {
+			if strings.HasPrefix(s.from, "--") || strings.HasPrefix(s.from, "SLUICE_") {
+				return s.from
+			}
+			return s.key + " (" + s.from + ")"
+		}
+	}
+	return "unknown"
 }
 
 // source returns what set the setting whose destination is dst.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-dev/sluice/internal/kafkawire"
 	"github.com/sluice-dev/sluice/internal/logstore"
 	"github.com/sluice-dev/sluice/internal/server"
+	"github.com/sluice-dev/sluice/internal/stream/kafka"
 )
 
 // serveConfig is sluice serve's configuration as resolved from flags,
@@ -23,6 +26,12 @@ type serveConfig struct {
 	HTTPAddr    string
 	HTTPMaxBody string
 	KafkaAddr   string
+	KafkaAdv    string
+	AutoCreate  string
+	DefaultPart string
+	KafkaMaxReq string
+	KafkaMaxCon string
+	Brokers     string
 	Fsync       string
 	LogLevel    string
 	LogFormat   string
@@ -40,7 +49,19 @@ func newServeConfig() *serveConfig {
 		{key: "http_max_body", def: "64MiB", dst: &c.HTTPMaxBody,
 			usage: "largest HTTP request body accepted (a produce request, say); larger ones get 413: bytes, or a number with KiB, MiB or GiB, at most 1GiB"},
 		{key: "kafka_addr", def: server.DefaultKafkaAddr, dst: &c.KafkaAddr,
-			usage: "host:port for the Kafka protocol listener (validated, but not yet used: the listener is not implemented yet)"},
+			usage: "host:port for the Kafka protocol listener (port 0 picks a free port); embedded mode only"},
+		{key: "kafka_advertised_addr", def: "", dst: &c.KafkaAdv,
+			usage: "host:port Kafka clients are told to connect to (default: the listener's address)"},
+		{key: "auto_create_topics", def: "true", dst: &c.AutoCreate, boolean: true,
+			usage: "create topics Kafka clients ask for that do not exist, with --default-partitions partitions (true or false)"},
+		{key: "default_partitions", def: "1", dst: &c.DefaultPart,
+			usage: "partitions of auto-created topics and of Kafka CreateTopics requests that ask for the default (-1)"},
+		{key: "kafka_max_request_bytes", def: "100MiB", dst: &c.KafkaMaxReq,
+			usage: "largest Kafka request accepted; a larger one closes the connection: bytes, or a number with KiB, MiB or GiB, at most 1GiB"},
+		{key: "kafka_max_connections", def: strconv.Itoa(kafkawire.DefaultMaxConnections), dst: &c.KafkaMaxCon,
+			usage: "most Kafka connections open at once; more are closed as soon as they are accepted"},
+		{key: "kafka_brokers", def: "", dst: &c.Brokers,
+			usage: "cluster mode: comma-separated host:port seed brokers of the Kafka cluster to run on, instead of the embedded log (no data directory, no Kafka listener)"},
 		{key: "fsync", def: "always", dst: &c.Fsync,
 			usage: "when appends are made durable: always (ack after fsync), interval:<duration> (e.g. interval:100ms) or never"},
 		{key: "log_level", def: "info", dst: &c.LogLevel,
@@ -55,8 +76,12 @@ func newServeCommand() *cobra.Command {
 	cfg := newServeConfig()
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the Sluice server (embedded mode: no external services)",
-		Long: `Run the Sluice server on one data directory.
+		Short: "Run the Sluice server (embedded mode: no external services; or on a Kafka cluster)",
+		Long: `Run the Sluice server on one data directory: the HTTP API and the Kafka
+protocol over Sluice's own log (embedded mode). With --kafka-brokers it runs
+the HTTP API on that Kafka cluster instead (cluster mode): nothing is stored
+locally and there is no Kafka listener, since the brokers are the Kafka
+endpoint.
 
 Every setting can also come from a SLUICE_* environment variable or a YAML
 configuration file (--config); flags win over the environment, which wins
@@ -98,9 +123,6 @@ func (c *serveConfig) serverOptions(logOut io.Writer) (server.Options, error) {
 	bad := func(dst *string, err error) error {
 		return fmt.Errorf("%w (set by %s)", err, c.settings.source(dst))
 	}
-	if c.DataDir == "" {
-		return server.Options{}, bad(&c.DataDir, fmt.Errorf("data directory: empty path"))
-	}
 	if err := server.ValidateAddr(c.HTTPAddr); err != nil {
 		return server.Options{}, bad(&c.HTTPAddr, fmt.Errorf("http address %w", err))
 	}
@@ -108,12 +130,14 @@ func (c *serveConfig) serverOptions(logOut io.Writer) (server.Options, error) {
 	if err != nil {
 		return server.Options{}, bad(&c.HTTPMaxBody, fmt.Errorf("http max body %w", err))
 	}
-	if err := server.ValidateAddr(c.KafkaAddr); err != nil {
-		return server.Options{}, bad(&c.KafkaAddr, fmt.Errorf("kafka address %w", err))
+	var opts server.Options
+	if strings.TrimSpace(c.Brokers) != "" {
+		opts, err = c.clusterOptions(bad)
+	} else {
+		opts, err = c.embeddedOptions(bad)
 	}
-	fsync, err := logstore.ParseSyncPolicy(c.Fsync)
 	if err != nil {
-		return server.Options{}, bad(&c.Fsync, err)
+		return server.Options{}, err
 	}
 	level, err := parseLogLevel(c.LogLevel)
 	if err != nil {
@@ -123,14 +147,92 @@ func (c *serveConfig) serverOptions(logOut io.Writer) (server.Options, error) {
 	if err != nil {
 		return server.Options{}, bad(&c.LogFormat, err)
 	}
+	opts.HTTPAddr, opts.HTTPMaxBodyBytes, opts.Logger = c.HTTPAddr, maxBody, logger
+	return opts, nil
+}
+
+// embeddedOptions validates the settings of embedded mode.
+func (c *serveConfig) embeddedOptions(bad func(*string, error) error) (server.Options, error) {
+	if c.DataDir == "" {
+		return server.Options{}, bad(&c.DataDir, fmt.Errorf("data directory: empty path"))
+	}
+	if err := server.ValidateAddr(c.KafkaAddr); err != nil {
+		return server.Options{}, bad(&c.KafkaAddr, fmt.Errorf("kafka address %w", err))
+	}
+	if c.KafkaAdv != "" {
+		if err := validateHostPort(c.KafkaAdv); err != nil {
+			return server.Options{}, bad(&c.KafkaAdv, fmt.Errorf("kafka advertised address %w", err))
+		}
+	}
+	autoCreate, err := strconv.ParseBool(c.AutoCreate)
+	if err != nil {
+		return server.Options{}, bad(&c.AutoCreate, fmt.Errorf("auto create topics %q: want true or false", c.AutoCreate))
+	}
+	parts, err := strconv.ParseInt(c.DefaultPart, 10, 32)
+	if err != nil || parts < 1 {
+		return server.Options{}, bad(&c.DefaultPart, fmt.Errorf("default partitions %q: want a whole number from 1", c.DefaultPart))
+	}
+	maxReq, err := parseByteSize(c.KafkaMaxReq, 1<<10, 1<<30)
+	if err != nil {
+		return server.Options{}, bad(&c.KafkaMaxReq, fmt.Errorf("kafka max request bytes %w", err))
+	}
+	maxConns, err := strconv.Atoi(c.KafkaMaxCon)
+	if err != nil || maxConns < 1 {
+		return server.Options{}, bad(&c.KafkaMaxCon, fmt.Errorf("kafka max connections %q: want a whole number from 1", c.KafkaMaxCon))
+	}
+	fsync, err := logstore.ParseSyncPolicy(c.Fsync)
+	if err != nil {
+		return server.Options{}, bad(&c.Fsync, err)
+	}
 	return server.Options{
-		DataDir:          c.DataDir,
-		HTTPAddr:         c.HTTPAddr,
-		KafkaAddr:        c.KafkaAddr,
-		Fsync:            fsync,
-		Logger:           logger,
-		HTTPMaxBodyBytes: maxBody,
+		DataDir:                 c.DataDir,
+		KafkaAddr:               c.KafkaAddr,
+		KafkaAdvertisedAddr:     c.KafkaAdv,
+		KafkaNoAutoCreateTopics: !autoCreate,
+		KafkaDefaultPartitions:  int32(parts),
+		KafkaMaxRequestBytes:    int(maxReq),
+		KafkaMaxConnections:     maxConns,
+		Fsync:                   fsync,
 	}, nil
+}
+
+// clusterOptions validates the settings of cluster mode. Settings of
+// embedded mode are refused when set explicitly rather than ignored: a
+// Kafka listener address that silently listens nowhere, or a data
+// directory that silently stays empty, would be found out only in
+// production.
+func (c *serveConfig) clusterOptions(bad func(*string, error) error) (server.Options, error) {
+	for _, dst := range []*string{&c.KafkaAddr, &c.KafkaAdv, &c.AutoCreate, &c.DefaultPart, &c.KafkaMaxReq, &c.KafkaMaxCon, &c.DataDir, &c.Fsync} {
+		if c.settings.explicit(dst) {
+			return server.Options{}, fmt.Errorf("%s applies only to embedded mode, not with %s: cluster mode keeps no data directory and has no Kafka listener (Kafka clients connect to the brokers)",
+				c.settings.describe(dst), c.settings.describe(&c.Brokers))
+		}
+	}
+	var brokers []string
+	for _, b := range strings.Split(c.Brokers, ",") {
+		b = strings.TrimSpace(b)
+		if b == "" {
+			continue
+		}
+		if err := validateHostPort(b); err != nil {
+			return server.Options{}, bad(&c.Brokers, fmt.Errorf("kafka broker %w", err))
+		}
+		brokers = append(brokers, b)
+	}
+	return server.Options{Cluster: kafka.Options{Brokers: brokers}}, nil
+}
+
+// validateHostPort checks an address to connect to: host:port with a host
+// and a port from 1 to 65535.
+func validateHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q: want host:port, such as 127.0.0.1:9092", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("%q: port must be a number from 1 to 65535", addr)
+	}
+	return nil
 }
 
 // parseByteSize parses a size in bytes: a number, optionally followed by

@@ -3,6 +3,13 @@
 // log, listen) and graceful shutdown (the same in reverse), and builds the
 // HTTP routing that the API, the console and /metrics share.
 //
+// In embedded mode (the default) the log is Sluice's own, in the data
+// directory, and the server also serves the Kafka protocol over it. In
+// cluster mode (Options.Cluster.Brokers set) the log is a Kafka cluster
+// reached through internal/stream/kafka: there is no data directory, no
+// metadata store and no Kafka listener, since the cluster's brokers are the
+// Kafka endpoint.
+//
 // A data directory looks like this:
 //
 //	<data-dir>/LOCK      held by the running server (internal/dirlock)
@@ -26,12 +33,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/internal/dirlock"
 	"github.com/sluice-dev/sluice/internal/httpapi"
+	"github.com/sluice-dev/sluice/internal/kafkawire"
 	"github.com/sluice-dev/sluice/internal/logstore"
 	"github.com/sluice-dev/sluice/internal/meta"
+	"github.com/sluice-dev/sluice/internal/stream"
 	"github.com/sluice-dev/sluice/internal/stream/embedded"
+	"github.com/sluice-dev/sluice/internal/stream/kafka"
 )
 
 // Defaults for Options.
@@ -42,6 +53,8 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = time.Minute
 	DefaultIdleTimeout       = 2 * time.Minute
+
+	DefaultClusterConnectTimeout = 10 * time.Second
 )
 
 // Names of the files and directories the server keeps in Options.DataDir.
@@ -50,20 +63,50 @@ const (
 	LogDir   = "log"
 )
 
-// Options configures a Server. DataDir is required; every other field has a
-// default. Flags, environment variables and configuration files are read by
-// cmd/sluice, never here.
+// Options configures a Server. DataDir is required in embedded mode; every
+// other field has a default. Flags, environment variables and configuration
+// files are read by cmd/sluice, never here.
 type Options struct {
-	// DataDir holds everything the server stores. It is created if missing
-	// and locked for as long as the server runs.
+	// DataDir holds everything the server stores in embedded mode. It is
+	// created if missing and locked for as long as the server runs. It must
+	// be empty in cluster mode, where nothing is stored locally.
 	DataDir string
 	// HTTPAddr is the host:port of the HTTP listener (API, health checks,
 	// /metrics). Port 0 picks a free port; Addr reports it. Default
 	// DefaultHTTPAddr.
 	HTTPAddr string
-	// KafkaAddr is the host:port the Kafka protocol listener will use. It is
-	// validated but not yet listened on. Default DefaultKafkaAddr.
+	// KafkaAddr is the host:port of the Kafka protocol listener (embedded
+	// mode only). Port 0 picks a free port; KafkaAddr reports it. Default
+	// DefaultKafkaAddr.
 	KafkaAddr string
+	// KafkaAdvertisedAddr is the host:port Kafka clients are told to
+	// connect to. Default: the listener's address.
+	KafkaAdvertisedAddr string
+	// KafkaNoAutoCreateTopics stops the listener from creating topics that
+	// clients ask for in Metadata requests. The zero value auto-creates, as
+	// Kafka does by default (auto.create.topics.enable=true).
+	KafkaNoAutoCreateTopics bool
+	// KafkaDefaultPartitions is the partition count of auto-created topics
+	// and of CreateTopics requests that ask for the default (-1). Default
+	// kafkawire.DefaultDefaultPartitions (1).
+	KafkaDefaultPartitions int32
+	// KafkaMaxRequestBytes bounds a Kafka request's size. Default
+	// kafkawire.DefaultMaxRequestBytes (100 MiB).
+	KafkaMaxRequestBytes int
+	// KafkaMaxConnections bounds open Kafka connections. Default
+	// kafkawire.DefaultMaxConnections.
+	KafkaMaxConnections int
+
+	// Cluster selects cluster mode when Cluster.Brokers is set: the log is
+	// that Kafka cluster (see internal/stream/kafka; TLS and SASL go in
+	// Cluster.ClientOpts). The Kafka listener settings above must then be
+	// left zero.
+	Cluster kafka.Options
+	// ClusterConnectTimeout bounds each attempt to reach the cluster at
+	// start-up; Start retries until its context ends. Default
+	// DefaultClusterConnectTimeout.
+	ClusterConnectTimeout time.Duration
+
 	// Fsync is the log's durability policy. The zero value is
 	// logstore.SyncAlways.
 	Fsync logstore.SyncPolicy
@@ -83,21 +126,22 @@ type Options struct {
 	HTTPMaxBodyBytes int64
 }
 
+// clusterMode reports whether the log is an external Kafka cluster.
+func (o *Options) clusterMode() bool { return len(o.Cluster.Brokers) > 0 }
+
 func (o *Options) setDefaults() error {
-	if o.DataDir == "" {
-		return errors.New("server: Options.DataDir is required")
-	}
 	if o.HTTPAddr == "" {
 		o.HTTPAddr = DefaultHTTPAddr
-	}
-	if o.KafkaAddr == "" {
-		o.KafkaAddr = DefaultKafkaAddr
 	}
 	if err := ValidateAddr(o.HTTPAddr); err != nil {
 		return fmt.Errorf("http address: %w", err)
 	}
-	if err := ValidateAddr(o.KafkaAddr); err != nil {
-		return fmt.Errorf("kafka address: %w", err)
+	if o.clusterMode() {
+		if err := o.clusterDefaults(); err != nil {
+			return err
+		}
+	} else if err := o.embeddedDefaults(); err != nil {
+		return err
 	}
 	if o.Fsync.Mode == logstore.SyncInterval && o.Fsync.Interval <= 0 {
 		return errors.New("fsync policy: interval needs a positive duration")
@@ -166,12 +210,19 @@ type Server struct {
 	lifecycle sync.Mutex
 	lock      *dirlock.Lock
 	meta      *meta.Store
-	log       *logstore.Log
+	log       *logstore.Log // embedded mode only
+	cluster   *kafka.Log    // cluster mode only
+	stream    stream.Log    // what the API and the Kafka listener serve
 	api       *httpapi.API
 	ln        net.Listener
 	http      *http.Server
 	serveDone chan struct{} // closed when the HTTP server's Serve returns
 	serveErr  error         // what Serve returned, once serveDone is closed
+	kafka     *kafkawire.Server
+	kafkaLn   net.Listener
+	kafkaDone chan struct{} // closed when the Kafka listener's Serve returns
+	kafkaErr  error         // what Serve returned, once kafkaDone is closed
+	pinger    *kgo.Client   // cluster mode: the readiness probe's client
 	stopErr   error
 
 	// mu guards the state that HTTP handlers read.
@@ -227,12 +278,25 @@ func (s *Server) addCheck(name string, fn func() error) {
 	s.mu.Unlock()
 }
 
-// Start locks the data directory, starts serving HTTP (healthy, but not
-// ready; the API answers 503), opens the metadata store and the log
-// (recovering it if the last run did not shut down cleanly), adds the API's
-// routes, and then reports ready. ctx bounds
-// start-up only. If Start fails it undoes whatever it did and the Server
-// cannot be started again.
+// KafkaAddr returns the Kafka listener's address once Start has bound it,
+// or nil (always nil in cluster mode).
+func (s *Server) KafkaAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kafkaLn == nil {
+		return nil
+	}
+	return s.kafkaLn.Addr()
+}
+
+// Start, in embedded mode, locks the data directory, starts serving HTTP
+// (healthy, but not ready; the API answers 503), opens the metadata store
+// and the log (recovering it if the last run did not shut down cleanly),
+// adds the API's routes, starts the Kafka listener, and then reports ready.
+// In cluster mode it serves HTTP, connects to the cluster (retrying until
+// ctx ends), adds the API's routes and reports ready. ctx bounds start-up
+// only. If Start fails it undoes whatever it did and the Server cannot be
+// started again.
 func (s *Server) Start(ctx context.Context) (err error) {
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
@@ -249,6 +313,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}()
 
+	if s.opts.clusterMode() {
+		return s.startCluster(ctx)
+	}
 	dataDir := s.opts.DataDir
 	if abs, err := filepath.Abs(dataDir); err == nil {
 		dataDir = abs
@@ -259,15 +326,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.lock, err = dirlock.Acquire(dataDir); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", s.opts.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("http listener: %w", err)
+	if err := s.listenHTTP(); err != nil {
+		return err
 	}
-	s.mu.Lock()
-	s.ln = ln
-	s.mu.Unlock()
-	s.serveHTTP(ln)
-	s.logger.Info("http listening", "addr", ln.Addr().String())
 
 	if s.meta, err = meta.Open(filepath.Join(dataDir, MetaFile), meta.Options{}); err != nil {
 		return err
@@ -282,8 +343,39 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	s.addCheck("log", s.log.Health)
+	s.stream = embedded.New(s.log, s.meta)
 
-	api, err := httpapi.New(embedded.New(s.log, s.meta), httpapi.Options{
+	if err := s.serveAPI(); err != nil {
+		return err
+	}
+	// The Kafka listener binds before the server reports ready, so that a
+	// ready server accepts Kafka clients too.
+	if err := s.startKafkaListener(); err != nil {
+		return err
+	}
+	s.setPhase(phaseRunning)
+	s.logger.Info("ready", "http_addr", s.ln.Addr().String(), "kafka_addr", s.kafkaLn.Addr().String())
+	return nil
+}
+
+// listenHTTP binds the HTTP listener and starts serving: health checks at
+// once, the API once serveAPI has added its routes.
+func (s *Server) listenHTTP() error {
+	ln, err := net.Listen("tcp", s.opts.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	s.serveHTTP(ln)
+	s.logger.Info("http listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// serveAPI creates the HTTP API over s.stream and adds its routes.
+func (s *Server) serveAPI() error {
+	api, err := httpapi.New(s.stream, httpapi.Options{
 		MaxBodyBytes: s.opts.HTTPMaxBodyBytes,
 		Logger:       s.logger,
 		Registerer:   s.reg,
@@ -295,10 +387,6 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.routes() // the mux Handler built before the listener started
 	api.Register(s.mux)
 	s.apiServing.Store(true)
-
-	s.logger.Info("kafka protocol listener not implemented yet; kafka address ignored", "kafka_addr", s.opts.KafkaAddr)
-	s.setPhase(phaseRunning)
-	s.logger.Info("ready", "http_addr", ln.Addr().String())
 	return nil
 }
 
@@ -338,6 +426,9 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-s.serveDone:
 		serveErr = fmt.Errorf("http server: %w", s.serveErr)
 		s.logger.Error("http server failed; shutting down", "err", s.serveErr)
+	case <-s.kafkaDoneChan():
+		serveErr = s.kafkaErr
+		s.logger.Error("kafka listener failed; shutting down", "err", s.kafkaErr)
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
 	defer cancel()
@@ -345,11 +436,13 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Shutdown stops the server: it reports not ready, ends the API's long
-// polls, stops accepting HTTP requests and waits for those in flight until
-// ctx is done (then closes
-// their connections), closes the log (flushing it and writing a clean
-// recovery checkpoint), closes the metadata store and releases the data
-// directory, in that order. It waits for a Start in progress to return
+// polls, stops accepting Kafka connections and lets those open finish the
+// request they are serving (fetches stop waiting), stops accepting HTTP
+// requests and waits for those in flight, both until ctx is done (then
+// closes their connections), closes the log (flushing it and writing a
+// clean recovery checkpoint; in cluster mode, closing the connections to
+// the cluster), closes the metadata store and releases the data directory,
+// in that order. It waits for a Start in progress to return
 // first; cancel Start's context to cut that short. Calls after the first
 // return the first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -377,6 +470,12 @@ func (s *Server) stop(ctx context.Context) error {
 		// HTTP shutdown below.
 		s.api.Close()
 	}
+	if s.kafka != nil {
+		if err := s.kafka.Shutdown(ctx); err != nil {
+			s.logger.Warn("kafka requests still in flight at the shutdown deadline; closed their connections", "err", err)
+		}
+		<-s.kafkaDone
+	}
 	if s.http != nil {
 		if err := s.http.Shutdown(ctx); err != nil {
 			s.logger.Warn("http requests still in flight at the shutdown deadline; closing their connections", "err", err)
@@ -391,6 +490,12 @@ func (s *Server) stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("close log: %w", err))
 		}
 	}
+	if s.pinger != nil {
+		s.pinger.Close()
+	}
+	if s.cluster != nil {
+		s.cluster.Close()
+	}
 	if s.meta != nil {
 		if err := s.meta.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close metadata store: %w", err))
@@ -403,7 +508,7 @@ func (s *Server) stop(ctx context.Context) error {
 	}
 	s.stopErr = errors.Join(errs...)
 	s.setPhase(phaseStopped)
-	if s.lock != nil {
+	if s.lock != nil || s.cluster != nil {
 		if s.stopErr != nil {
 			s.logger.Error("stopped with errors", "err", oneLine(s.stopErr))
 		} else {

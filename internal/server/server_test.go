@@ -20,9 +20,10 @@ import (
 func testOptions(t *testing.T, dir string) Options {
 	t.Helper()
 	return Options{
-		DataDir:  dir,
-		HTTPAddr: "127.0.0.1:0",
-		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		DataDir:   dir,
+		HTTPAddr:  "127.0.0.1:0",
+		KafkaAddr: "127.0.0.1:0",
+		Logger:    slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 }
 
