@@ -26,9 +26,13 @@ import (
 //	GET    /v1/groups/{group}/offsets   -> 200 {"offsets": [{"topic", "partition", "offset", "metadata", "commit_time"}]}
 //	POST   /v1/groups/{group}/seek      {"to", "topic", "partitions"} -> 200 {"offsets": [{"topic", "partition", "offset"}]}
 //
-// A group exists while it has committed offsets or active members (Kafka
-// REST Proxy v2 consumer instances, members.go). Its state is Kafka's name
-// for it: "Stable" with active members, "Empty" without. A committed offset
+// A group exists while it has committed offsets or active members of
+// either kind: Kafka REST Proxy v2 consumer instances (members.go, "kind":
+// "rest_proxy") and Kafka-protocol consumers that joined through the Kafka
+// listener (stream.Log.DescribeGroups, "kind": "kafka"). Its state is
+// Kafka's name for it: the Kafka group's state (Stable, PreparingRebalance,
+// CompletingRebalance) while it has Kafka members, else "Stable" with REST
+// Proxy instances, "Empty" without members. A committed offset
 // is the next offset the group will read, as in Kafka; lag is the high
 // watermark minus the committed offset (never below 0), summed over the
 // partitions with a commit.
@@ -112,6 +116,31 @@ func groupState(members int) string {
 	return groupEmpty
 }
 
+// kafkaGroups returns the live Kafka-protocol groups (those with members)
+// by name: of the groups named, or with none named, of all.
+func (a *API) kafkaGroups(ctx context.Context, names ...string) (map[string]stream.GroupDescription, error) {
+	ds, err := a.log.DescribeGroups(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]stream.GroupDescription, len(ds))
+	for _, d := range ds {
+		if len(d.Members) > 0 {
+			out[d.Group] = d
+		}
+	}
+	return out, nil
+}
+
+// mixedState is the state of a group with kafka Kafka members (described
+// by d) and rest REST Proxy instances.
+func mixedState(d stream.GroupDescription, rest int) string {
+	if len(d.Members) > 0 {
+		return d.State
+	}
+	return groupState(rest)
+}
+
 type groupSummaryJSON struct {
 	Group   string `json:"group"`
 	State   string `json:"state"`
@@ -127,6 +156,15 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
 	}
 	counts := a.cons.counts()
 	for g := range counts {
+		if !slices.Contains(names, g) {
+			names = append(names, g)
+		}
+	}
+	live, err := a.kafkaGroups(ctx)
+	if err != nil {
+		return err
+	}
+	for g := range live {
 		if !slices.Contains(names, g) {
 			names = append(names, g)
 		}
@@ -149,7 +187,8 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
 			l, _ := idx.lagOf(o)
 			lag += l
 		}
-		out.Groups = append(out.Groups, groupSummaryJSON{Group: g, State: groupState(counts[g]), Members: counts[g], Lag: lag})
+		kd := live[g]
+		out.Groups = append(out.Groups, groupSummaryJSON{Group: g, State: mixedState(kd, counts[g]), Members: counts[g] + len(kd.Members), Lag: lag})
 	}
 	writeJSON(w, mediaJSON, http.StatusOK, out)
 	return nil
@@ -161,14 +200,24 @@ type topicPartitionJSON struct {
 }
 
 type memberJSON struct {
+	// Kind is "rest_proxy" for a REST Proxy v2 consumer instance, "kafka"
+	// for a consumer of the Kafka protocol.
+	Kind         string               `json:"kind"`
 	MemberID     string               `json:"member_id"`
+	InstanceID   string               `json:"instance_id,omitempty"` // a static Kafka member's group.instance.id
 	ClientID     string               `json:"client_id"`
 	ClientHost   string               `json:"client_host"`
 	Topics       []string             `json:"topics"`
 	TopicPattern string               `json:"topic_pattern,omitempty"`
 	Partitions   []topicPartitionJSON `json:"partitions"`
-	LastSeen     string               `json:"last_seen"`
+	LastSeen     string               `json:"last_seen,omitempty"` // REST Proxy instances only
 }
+
+// Member kinds of memberJSON.Kind.
+const (
+	memberRESTProxy = "rest_proxy"
+	memberKafka     = "kafka"
+)
 
 type groupPartitionJSON struct {
 	Topic           string `json:"topic"`
@@ -183,8 +232,11 @@ type groupPartitionJSON struct {
 }
 
 type groupJSON struct {
-	Group      string               `json:"group"`
-	State      string               `json:"state"`
+	Group string `json:"group"`
+	State string `json:"state"`
+	// Protocol is the partition assignor of the Kafka members, while the
+	// group is Stable.
+	Protocol   string               `json:"protocol,omitempty"`
 	Lag        int64                `json:"lag"`
 	Members    []memberJSON         `json:"members"`
 	Partitions []groupPartitionJSON `json:"partitions"`
@@ -205,7 +257,12 @@ func (a *API) describeGroup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	members, _ := a.cons.members(group)
-	if len(offsets) == 0 && len(members) == 0 {
+	live, err := a.kafkaGroups(ctx, group)
+	if err != nil {
+		return err
+	}
+	kd := live[group]
+	if len(offsets) == 0 && len(members) == 0 && len(kd.Members) == 0 {
 		return errorf(http.StatusNotFound, "group %q not found: it has no committed offsets and no active members", group)
 	}
 	idx, counts, err := a.partitions(ctx)
@@ -213,10 +270,31 @@ func (a *API) describeGroup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	owner := map[tp]string{}
-	out := groupJSON{Group: group, State: groupState(len(members)), Members: make([]memberJSON, 0, len(members))}
+	out := groupJSON{Group: group, State: mixedState(kd, len(members)), Protocol: kd.Protocol,
+		Members: make([]memberJSON, 0, len(members)+len(kd.Members))}
+	for _, m := range kd.Members {
+		mj := memberJSON{Kind: memberKafka, MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID,
+			ClientHost: m.ClientHost, Topics: []string{}, Partitions: []topicPartitionJSON{}}
+		for _, as := range m.Assigned {
+			mj.Topics = append(mj.Topics, as.Topic)
+			for _, p := range as.Partitions {
+				t := tp{as.Topic, p}
+				if _, ok := idx[t]; ok {
+					owner[t] = m.MemberID
+				}
+				mj.Partitions = append(mj.Partitions, topicPartitionJSON{as.Topic, p})
+			}
+		}
+		slices.Sort(mj.Topics)
+		mj.Topics = slices.Compact(mj.Topics)
+		slices.SortFunc(mj.Partitions, func(x, y topicPartitionJSON) int {
+			return compareTP(tp{x.Topic, x.Partition}, tp{y.Topic, y.Partition})
+		})
+		out.Members = append(out.Members, mj)
+	}
 	assigned := assign(members, counts)
 	for _, m := range members {
-		mj := memberJSON{MemberID: m.id, ClientID: m.clientID, ClientHost: m.clientHost, Topics: m.topics,
+		mj := memberJSON{Kind: memberRESTProxy, MemberID: m.id, ClientID: m.clientID, ClientHost: m.clientHost, Topics: m.topics,
 			Partitions: []topicPartitionJSON{}, LastSeen: m.lastSeen.UTC().Format(time.RFC3339Nano)}
 		if m.pattern != nil {
 			mj.TopicPattern = m.pattern.String()
@@ -278,15 +356,36 @@ func activeMembersError(group string, members []memberInfo, doing string) error 
 		group, len(members), strings.Join(ids, ", "), doing)
 }
 
+// checkNoMembers refuses (409) to change the offsets of a group that has
+// active members of either kind, whose positions would override the change.
+func (a *API) checkNoMembers(ctx context.Context, group, doing string) error {
+	if members, _ := a.cons.members(group); len(members) > 0 {
+		return activeMembersError(group, members, doing)
+	}
+	live, err := a.kafkaGroups(ctx, group)
+	if err != nil {
+		return err
+	}
+	if d, ok := live[group]; ok {
+		ids := make([]string, len(d.Members))
+		for i, m := range d.Members {
+			ids[i] = m.MemberID
+		}
+		return errorf(http.StatusConflict, "group %q has %d active Kafka consumers (%s) and is %s; %s only a group without members: stop its consumers first",
+			group, len(ids), strings.Join(ids, ", "), d.State, doing)
+	}
+	return nil
+}
+
 func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) error {
 	group, err := groupName(r)
 	if err != nil {
 		return err
 	}
-	if members, _ := a.cons.members(group); len(members) > 0 {
-		return activeMembersError(group, members, "delete")
-	}
 	ctx := r.Context()
+	if err := a.checkNoMembers(ctx, group, "delete"); err != nil {
+		return err
+	}
 	offsets, err := a.log.FetchOffsets(ctx, group)
 	if err != nil {
 		return err
@@ -463,10 +562,10 @@ func (a *API) seekGroup(w http.ResponseWriter, r *http.Request) error {
 	if req.Topic == "" {
 		return errorf(http.StatusUnprocessableEntity, "topic is missing")
 	}
-	if members, _ := a.cons.members(group); len(members) > 0 {
-		return activeMembersError(group, members, "seek")
-	}
 	ctx := r.Context()
+	if err := a.checkNoMembers(ctx, group, "seek"); err != nil {
+		return err
+	}
 	ti, err := a.log.DescribeTopic(ctx, req.Topic)
 	if err != nil {
 		return err
@@ -498,8 +597,8 @@ func (a *API) seekGroup(w http.ResponseWriter, r *http.Request) error {
 		commits = append(commits, stream.GroupOffset{Topic: req.Topic, Partition: p, Offset: off, LeaderEpoch: -1, CommitTime: now})
 	}
 	// Check again: a member may have joined while the offsets resolved.
-	if members, _ := a.cons.members(group); len(members) > 0 {
-		return activeMembersError(group, members, "seek")
+	if err := a.checkNoMembers(ctx, group, "seek"); err != nil {
+		return err
 	}
 	if err := a.log.CommitOffsets(ctx, group, commits); err != nil {
 		return err

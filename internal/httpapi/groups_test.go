@@ -117,7 +117,9 @@ type describeReply struct {
 	State   string `json:"state"`
 	Lag     int64  `json:"lag"`
 	Members []struct {
+		Kind       string `json:"kind"`
 		MemberID   string `json:"member_id"`
+		InstanceID string `json:"instance_id"`
 		ClientID   string `json:"client_id"`
 		ClientHost string `json:"client_host"`
 		Topics     []string
@@ -197,7 +199,7 @@ func TestGroupsListAndDescribe(t *testing.T) {
 	}
 	d = describeReply{}
 	e.must(200, "GET", "/v1/groups/g1", "", &d)
-	if d.State != "Stable" || len(d.Members) != 1 || d.Members[0].MemberID != "c1" || d.Members[0].ClientID != "test-client/1.0" ||
+	if d.State != "Stable" || len(d.Members) != 1 || d.Members[0].MemberID != "c1" || d.Members[0].Kind != "rest_proxy" || d.Members[0].ClientID != "test-client/1.0" ||
 		len(d.Members[0].Partitions) != 2 || d.Members[0].LastSeen == "" || !slices.Equal(d.Members[0].Topics, []string{"orders"}) {
 		t.Fatalf("got %+v", d)
 	}

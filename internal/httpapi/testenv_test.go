@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-dev/sluice/internal/group"
 	"github.com/sluice-dev/sluice/internal/logstore"
 	"github.com/sluice-dev/sluice/internal/meta"
 	"github.com/sluice-dev/sluice/internal/record"
@@ -37,8 +38,14 @@ type testEnv struct {
 type envOption func(*envConfig)
 
 type envConfig struct {
-	sync logstore.SyncPolicy
-	opts []func(*Options)
+	sync     logstore.SyncPolicy
+	opts     []func(*Options)
+	embedded []embedded.Option
+}
+
+// withGroups gives the embedded log a Kafka group coordinator.
+func withGroups(c *group.Coordinator) envOption {
+	return func(cfg *envConfig) { cfg.embedded = append(cfg.embedded, embedded.WithGroups(c)) }
 }
 
 // withSync sets the log's fsync policy; the default is never.
@@ -87,7 +94,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		}
 		m.Close()
 	})
-	e := &testEnv{t: t, log: embedded.New(l, m), reg: prometheus.NewRegistry()}
+	e := &testEnv{t: t, log: embedded.New(l, m, cfg.embedded...), reg: prometheus.NewRegistry()}
 	o := Options{Logger: logger, Registerer: e.reg}
 	for _, f := range cfg.opts {
 		f(&o)
