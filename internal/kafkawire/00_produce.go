@@ -37,8 +37,16 @@ import (
 //     LogStartOffset (v5+) the partition's; all three are -1 on error.
 //   - Transactions are not supported: a non-null TransactionalID gets
 //     INVALID_REQUEST on every partition.
-//   - Idempotent batches (producer ID >= 0) are stored without sequence
-//     checks for now; duplicates and gaps are not yet detected.
+//   - Idempotent batches (producer ID >= 0, from InitProducerId) are
+//     checked by the log against the producer's state in the partition
+//     (see stream.Log.Produce and logstore's producers.go): a retry of one
+//     of the producer's last five batches is not stored again and is
+//     answered with the original BaseOffset (and LogAppendTime), as Kafka
+//     answers it; a sequence that does not follow the last batch gets
+//     OUT_OF_ORDER_SEQUENCE_NUMBER, a stale epoch INVALID_PRODUCER_EPOCH.
+//     A producer ID the partition does not know may start at any sequence,
+//     except on a partition that never held a record (sequence 0 only).
+//     The state survives restarts and crashes.
 
 func (s *Server) handleProduce(rc *request, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)

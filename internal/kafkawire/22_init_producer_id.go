@@ -13,7 +13,10 @@ import (
 //     producerIDs), so that IDs are never reused, across restarts too. A
 //     producer that asks to bump its epoch (v3+, ProducerID/ProducerEpoch
 //     set, KIP-360) also gets a new ID with epoch 0, as Kafka answers
-//     idempotent producers.
+//     idempotent producers: Kafka bumps epochs in place only for
+//     transactional IDs, which are not supported. The old ID's sequence
+//     state in each partition is left to expire; the new ID starts fresh,
+//     at sequence 0, on every partition.
 //   - Transactions are not supported: a non-null TransactionalID gets
 //     INVALID_REQUEST (a fatal error clients report as such, unlike
 //     COORDINATOR_NOT_AVAILABLE, which they would retry forever).

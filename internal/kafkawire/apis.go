@@ -52,11 +52,17 @@ func apiTable() []api {
 		{key: 20, min: 0, max: 6, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
 			return s.handleDeleteTopics(rc, r.(*kmsg.DeleteTopicsRequest))
 		}},
+		{key: 21, min: 0, max: 2, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
+			return s.handleDeleteRecords(rc, r.(*kmsg.DeleteRecordsRequest))
+		}},
 		{key: 22, min: 0, max: 4, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
 			return s.handleInitProducerID(rc, r.(*kmsg.InitProducerIDRequest))
 		}},
 		{key: 32, min: 0, max: 4, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
 			return s.handleDescribeConfigs(rc, r.(*kmsg.DescribeConfigsRequest))
+		}},
+		{key: 37, min: 0, max: 3, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
+			return s.handleCreatePartitions(rc, r.(*kmsg.CreatePartitionsRequest))
 		}},
 	}
 }

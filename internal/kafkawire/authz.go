@@ -12,6 +12,7 @@ const (
 	opDescribe
 	opDescribeConfigs
 	opIdempotentWrite
+	opAlter
 )
 
 type resourceType int8

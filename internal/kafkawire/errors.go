@@ -21,6 +21,9 @@ import (
 //	                              Produce (CORRUPT_MESSAGE when the batch
 //	                              framing or CRC is bad), INVALID_REQUEST,
 //	                              INVALID_CONFIG, ... elsewhere
+//	stream.ErrOutOfOrderSequence  OUT_OF_ORDER_SEQUENCE_NUMBER
+//	stream.ErrProducerFenced      INVALID_PRODUCER_EPOCH (what Kafka 2.7+
+//	                              answers a produce from a stale epoch)
 //	stream.ErrCorrupt             KAFKA_STORAGE_ERROR
 //	stream.ErrUnavailable         KAFKA_STORAGE_ERROR
 //	context cancelled or expired  REQUEST_TIMED_OUT
@@ -49,6 +52,10 @@ func errorCode(err error, invalid int16) int16 {
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, stream.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, stream.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, stream.ErrProducerFenced):
+		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, stream.ErrTooLarge), errors.Is(err, record.ErrTooLarge):
 		return kerr.MessageTooLarge.Code
 	case errors.Is(err, stream.ErrInvalid):
@@ -80,6 +87,7 @@ func clientFault(code int16) bool {
 		kerr.InvalidPartitions.Code, kerr.InvalidReplicationFactor.Code,
 		kerr.InvalidReplicaAssignment.Code, kerr.UnsupportedVersion.Code, kerr.UnknownTopicID.Code,
 		kerr.InvalidRequiredAcks.Code, kerr.OffsetMetadataTooLarge.Code, kerr.InvalidGroupID.Code,
+		kerr.OutOfOrderSequenceNumber.Code, kerr.InvalidProducerEpoch.Code,
 		kerr.TopicAuthorizationFailed.Code, kerr.GroupAuthorizationFailed.Code,
 		kerr.ClusterAuthorizationFailed.Code, kerr.TransactionalIDAuthorizationFailed.Code:
 		return true

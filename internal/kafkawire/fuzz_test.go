@@ -228,7 +228,14 @@ func sampleRequests(tb testing.TB) map[int16]kmsg.Request {
 	dcr.ResourceType, dcr.ResourceName = kmsg.ConfigResourceTypeBroker, "0"
 	dc.Resources = append(dc.Resources, dcr)
 	dc.IncludeSynonyms = true
+	dr := kmsg.NewPtrDeleteRecordsRequest()
+	dr.Topics = []kmsg.DeleteRecordsRequestTopic{{Topic: "fuzz", Partitions: []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: 0}}}}
+	cpr := kmsg.NewPtrCreatePartitionsRequest()
+	cpr.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: "fuzz", Count: 3}}
+	cpr.ValidateOnly = true
 	return map[int16]kmsg.Request{
+		21: dr,
+		37: cpr,
 		0:  produceRequest(tb, 9, 1, "fuzz", 0, "a", "b"),
 		1:  twoPartitionFetch("fuzz", 50, 1, 1<<20, 1<<20),
 		2:  lo,

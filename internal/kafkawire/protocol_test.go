@@ -22,6 +22,7 @@ import (
 var servedKeys = map[int16][2]int16{
 	0: {0, 12}, 1: {4, 12}, 2: {1, 7}, 3: {0, 12}, 8: {2, 9}, 9: {1, 9}, 10: {0, 6},
 	18: {0, 4}, 19: {0, 7}, 20: {0, 6}, 22: {0, 4}, 32: {0, 4},
+	21: {0, 2}, 37: {0, 3}, // DeleteRecords, CreatePartitions
 }
 
 func checkKeys(t *testing.T, keys []kmsg.ApiVersionsResponseApiKey) {
