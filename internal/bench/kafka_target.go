@@ -6,16 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"time"
 
-	"github.com/sluice-dev/sluice/internal/kafkawire"
 	"github.com/sluice-dev/sluice/internal/logstore"
-	"github.com/sluice-dev/sluice/internal/stream/embedded"
+	"github.com/sluice-dev/sluice/internal/server"
 )
 
 // KafkaTarget says which broker the Kafka benchmarks load.
@@ -97,52 +95,39 @@ func startKafkaTarget(ctx context.Context, t KafkaTarget) (*kafkaBroker, error) 
 	return b, nil
 }
 
-// startEmbeddedKafka serves the Kafka protocol on 127.0.0.1:0 over an
-// embedded log in a fresh directory dir, and fills in b's addresses.
-//
-// It builds the listener from kafkawire and the embedded log directly, as
-// internal/server does not serve Kafka yet; once it does, this should
-// start an internal/server.Server instead, so that the benchmark measures
-// what `sluice serve` runs.
+// startEmbeddedKafka starts a Sluice server (internal/server, what
+// `sluice serve` runs) on a fresh data directory dir, with its HTTP and
+// Kafka listeners on 127.0.0.1:0, and fills in b's addresses.
 func startEmbeddedKafka(ctx context.Context, dir string, fsync logstore.SyncPolicy, b *kafkaBroker) (func() error, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	env, err := OpenEnv(ctx, dir, fsync)
+	srv, err := server.New(server.Options{
+		DataDir:   dir,
+		HTTPAddr:  "127.0.0.1:0",
+		KafkaAddr: "127.0.0.1:0",
+		Fsync:     fsync,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
+		return nil, err
 	}
-	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := kafkawire.New(embedded.New(env.Log, env.Meta), kafkawire.Options{Store: env.Meta, Logger: discard})
-	if err != nil {
-		env.Close()
-		return nil, fmt.Errorf("kafka listener: %w", err)
+	if err := srv.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start server: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		env.Close()
-		return nil, fmt.Errorf("kafka listener: %w", err)
+	addr := srv.KafkaAddr()
+	if addr == nil {
+		_ = srv.Shutdown(context.WithoutCancel(ctx))
+		return nil, errors.New("start server: no Kafka listener")
 	}
-	// Serve's context is not ctx: the server must outlive start-up, and
-	// stop ends it.
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.WithoutCancel(ctx), ln) }()
-	b.brokers = []string{ln.Addr().String()}
-	b.desc = fmt.Sprintf("Sluice in this process (kafkawire over the embedded log), %s, fsync=%s", ln.Addr(), fsync)
+	b.brokers = []string{addr.String()}
+	b.desc = fmt.Sprintf("Sluice in this process (internal/server, as sluice serve runs it), Kafka listener %s, fsync=%s", addr, fsync)
 	return func() error {
-		_ = srv.Close()
-		var errs []error
-		select {
-		case err := <-done:
-			if !errors.Is(err, kafkawire.ErrServerClosed) {
-				errs = append(errs, fmt.Errorf("kafka listener: %w", err))
-			}
-		case <-time.After(time.Minute):
-			errs = append(errs, errors.New("kafka listener: Serve did not return a minute after Close"))
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shut down server: %w", err)
 		}
-		if err := env.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close log: %w", err))
-		}
-		return errors.Join(errs...)
+		return nil
 	}, nil
 }
