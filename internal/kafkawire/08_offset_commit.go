@@ -15,9 +15,12 @@ import (
 //   - Offsets are stored with stream.Log.CommitOffsets: all valid partitions
 //     of a request in one atomic commit, with their leader epoch (v6+) and
 //     metadata; the commit time is the server's.
-//   - There is no group coordinator yet: commits are accepted for any
-//     generation and member (see checkCommit), which serves simple consumers
-//     (generation -1, empty member ID) and standalone groups.
+//   - For groups with members, the generation, member ID and instance ID
+//     must be current (see checkCommit): ILLEGAL_GENERATION,
+//     UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, or REBALANCE_IN_PROGRESS
+//     while the group awaits its assignments; a valid commit counts as a
+//     heartbeat. Commits from outside group management (generation -1:
+//     simple consumers, tools) are accepted for groups without members.
 //   - Per-partition errors: INVALID_GROUP_ID for an empty group;
 //     UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist (the
 //     others are still committed); OFFSET_METADATA_TOO_LARGE for metadata

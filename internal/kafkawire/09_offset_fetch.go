@@ -18,8 +18,8 @@ import (
 //     error code; v2-7 have one top-level error code; v1 reports errors per
 //     partition.
 //   - RequireStable (v7+) changes nothing: there are no transactions, so no
-//     offsets are pending. MemberID and MemberEpoch (v9+, for KIP-848
-//     groups) are ignored until the group coordinator lands.
+//     offsets are pending. MemberID and MemberEpoch (v9+) belong to
+//     KIP-848 consumer groups, which are not served; they are ignored.
 
 func (s *Server) handleOffsetFetch(rc *request, req *kmsg.OffsetFetchRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)

@@ -43,6 +43,24 @@ func apiTable() []api {
 		{key: 10, min: 0, max: 6, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
 			return s.handleFindCoordinator(rc, r.(*kmsg.FindCoordinatorRequest))
 		}},
+		{key: 11, min: 0, max: 9, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
+			return s.handleJoinGroup(rc, r.(*kmsg.JoinGroupRequest))
+		}},
+		{key: 12, min: 0, max: 4, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
+			return s.handleHeartbeat(rc, r.(*kmsg.HeartbeatRequest))
+		}},
+		{key: 13, min: 0, max: 5, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
+			return s.handleLeaveGroup(rc, r.(*kmsg.LeaveGroupRequest))
+		}},
+		{key: 14, min: 0, max: 5, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
+			return s.handleSyncGroup(rc, r.(*kmsg.SyncGroupRequest))
+		}},
+		{key: 15, min: 0, max: 5, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
+			return s.handleDescribeGroups(rc, r.(*kmsg.DescribeGroupsRequest))
+		}},
+		{key: 16, min: 0, max: 4, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
+			return s.handleListGroups(rc, r.(*kmsg.ListGroupsRequest))
+		}},
 		{key: apiVersionsKey, min: 0, max: 4, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
 			return s.handleApiVersions(rc, r.(*kmsg.ApiVersionsRequest))
 		}},
@@ -63,6 +81,12 @@ func apiTable() []api {
 		}},
 		{key: 37, min: 0, max: 3, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
 			return s.handleCreatePartitions(rc, r.(*kmsg.CreatePartitionsRequest))
+		}},
+		{key: 42, min: 0, max: 2, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
+			return s.handleDeleteGroups(rc, r.(*kmsg.DeleteGroupsRequest))
+		}},
+		{key: 47, min: 0, max: 0, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
+			return s.handleOffsetDelete(rc, r.(*kmsg.OffsetDeleteRequest))
 		}},
 	}
 }

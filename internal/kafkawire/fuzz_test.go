@@ -228,6 +228,26 @@ func sampleRequests(tb testing.TB) map[int16]kmsg.Request {
 	dcr.ResourceType, dcr.ResourceName = kmsg.ConfigResourceTypeBroker, "0"
 	dc.Resources = append(dc.Resources, dcr)
 	dc.IncludeSynonyms = true
+	jg := kmsg.NewPtrJoinGroupRequest() // no group name: answered at once, never held
+	jg.SessionTimeoutMillis, jg.RebalanceTimeoutMillis, jg.ProtocolType = 10000, 10000, "consumer"
+	jg.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{0, 1}}}
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID = "g", "m"
+	lg := kmsg.NewPtrLeaveGroupRequest()
+	lg.Group, lg.MemberID = "g", "m"
+	lg.Members = []kmsg.LeaveGroupRequestMember{{MemberID: "m"}}
+	sg := kmsg.NewPtrSyncGroupRequest() // unknown group: answered at once
+	sg.Group, sg.MemberID = "g", "m"
+	sg.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: "m", MemberAssignment: []byte{1}}}
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.Groups = []string{"g", ""}
+	lgs := kmsg.NewPtrListGroupsRequest()
+	lgs.StatesFilter = []string{"Stable"}
+	dgs := kmsg.NewPtrDeleteGroupsRequest()
+	dgs.Groups = []string{"g"}
+	od := kmsg.NewPtrOffsetDeleteRequest()
+	od.Group = "g"
+	od.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "fuzz", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
 	dr := kmsg.NewPtrDeleteRecordsRequest()
 	dr.Topics = []kmsg.DeleteRecordsRequestTopic{{Topic: "fuzz", Partitions: []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: 0}}}}
 	cpr := kmsg.NewPtrCreatePartitionsRequest()
@@ -236,6 +256,14 @@ func sampleRequests(tb testing.TB) map[int16]kmsg.Request {
 	return map[int16]kmsg.Request{
 		21: dr,
 		37: cpr,
+		11: jg,
+		12: hb,
+		13: lg,
+		14: sg,
+		15: dg,
+		16: lgs,
+		42: dgs,
+		47: od,
 		0:  produceRequest(tb, 9, 1, "fuzz", 0, "a", "b"),
 		1:  twoPartitionFetch("fuzz", 50, 1, 1<<20, 1<<20),
 		2:  lo,

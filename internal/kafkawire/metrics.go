@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sluice-dev/sluice/internal/group"
 )
 
 // metrics are the server's Prometheus metrics. Labels stay low-cardinality:
@@ -24,7 +26,7 @@ type metrics struct {
 	dur []prometheus.Observer
 }
 
-func newMetrics(reg prometheus.Registerer, apis []*api) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, apis []*api, groups *group.Coordinator) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_kafka_requests_total",
@@ -53,7 +55,7 @@ func newMetrics(reg prometheus.Registerer, apis []*api) (*metrics, error) {
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.rejected} {
+		for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.rejected, newGroupCollector(groups)} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -86,4 +88,37 @@ func errorName(code int16) string {
 		return e.Message
 	}
 	return "UNKNOWN_SERVER_ERROR"
+}
+
+// groupCollector reports the coordinator's groups when Prometheus scrapes:
+// sluice_group_members and sluice_group_rebalances_total, by group. Reading
+// them at scrape time needs no bookkeeping on every join, and a group the
+// coordinator forgets (deleted, or left without members) disappears from
+// the next scrape. The rebalance count starts again when a group forms
+// anew, which Prometheus reads as a counter reset.
+type groupCollector struct {
+	groups     *group.Coordinator
+	members    *prometheus.Desc
+	rebalances *prometheus.Desc
+}
+
+func newGroupCollector(g *group.Coordinator) *groupCollector {
+	return &groupCollector{groups: g,
+		members: prometheus.NewDesc("sluice_group_members",
+			"Members of a consumer group that uses the Kafka group protocol.", []string{"group"}, nil),
+		rebalances: prometheus.NewDesc("sluice_group_rebalances_total",
+			"Completed rebalances (generations) of a consumer group since it last formed.", []string{"group"}, nil),
+	}
+}
+
+func (c *groupCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.members
+	ch <- c.rebalances
+}
+
+func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, d := range c.groups.List() {
+		ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(len(d.Members)), d.Group)
+		ch <- prometheus.MustNewConstMetric(c.rebalances, prometheus.CounterValue, float64(d.Rebalances), d.Group)
+	}
 }

@@ -23,6 +23,7 @@ var servedKeys = map[int16][2]int16{
 	0: {0, 12}, 1: {4, 12}, 2: {1, 7}, 3: {0, 12}, 8: {2, 9}, 9: {1, 9}, 10: {0, 6},
 	18: {0, 4}, 19: {0, 7}, 20: {0, 6}, 22: {0, 4}, 32: {0, 4},
 	21: {0, 2}, 37: {0, 3}, // DeleteRecords, CreatePartitions
+	11: {0, 9}, 12: {0, 4}, 13: {0, 5}, 14: {0, 5}, 15: {0, 5}, 16: {0, 4}, 42: {0, 2}, 47: {0, 0}, // groups
 }
 
 func checkKeys(t *testing.T, keys []kmsg.ApiVersionsResponseApiKey) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-dev/sluice/internal/group"
 	"github.com/sluice-dev/sluice/internal/record"
 	"github.com/sluice-dev/sluice/internal/stream"
 )
@@ -84,6 +85,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the server's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Groups coordinates consumer groups (JoinGroup, SyncGroup, ...). The
+	// caller shares it with the embedded log so that the HTTP API sees the
+	// members, and closes it after the server. Default: a coordinator with
+	// group.Options defaults, owned and closed by the server.
+	Groups *group.Coordinator
 }
 
 func (o *Options) setDefaults() error {
@@ -147,6 +153,8 @@ type Server struct {
 	pids      *producerIDs
 	codecs    record.Codecs
 	clusterID string
+	groups    *group.Coordinator
+	ownGroups bool // groups was created by New, and is closed with the server
 
 	// drain ends when Shutdown starts: connections finish the request
 	// they are serving and close; fetches stop waiting for data.
@@ -197,7 +205,14 @@ func New(log stream.Log, opts Options) (*Server, error) {
 	if s.pids, err = newProducerIDs(opts.Store); err != nil {
 		return nil, err
 	}
-	if s.metrics, err = newMetrics(opts.Registerer, s.apis); err != nil {
+	s.groups = opts.Groups
+	if s.groups == nil {
+		if s.groups, err = group.New(group.Options{Logger: opts.Logger}); err != nil {
+			return nil, fmt.Errorf("kafkawire: %w", err)
+		}
+		s.ownGroups = true
+	}
+	if s.metrics, err = newMetrics(opts.Registerer, s.apis, s.groups); err != nil {
 		return nil, err
 	}
 	s.drain, s.cancelDrain = context.WithCancel(context.Background())
@@ -392,6 +407,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.cancelServes()
+		s.closeGroups()
 		return nil
 	case <-ctx.Done():
 		_ = s.Close()
@@ -412,7 +428,18 @@ func (s *Server) Close() error {
 	s.cancelDrain()
 	s.cancelServes()
 	s.wg.Wait()
+	s.closeGroups()
 	return nil
+}
+
+// Groups returns the group coordinator the server uses.
+func (s *Server) Groups() *group.Coordinator { return s.groups }
+
+// closeGroups closes the coordinator if the server created it.
+func (s *Server) closeGroups() {
+	if s.ownGroups {
+		_ = s.groups.Close()
+	}
 }
 
 func (s *Server) cancelServes() {
