@@ -100,6 +100,7 @@ func (s *Server) kafkaOptions() kafkawire.Options {
 		Store:             s.meta,
 		Logger:            s.logger.With("component", "kafka"),
 		Registerer:        s.reg,
+		Groups:            s.groups, // nil in cluster mode: the listener makes its own
 	}
 }
 

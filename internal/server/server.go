@@ -36,6 +36,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/internal/dirlock"
+	"github.com/sluice-dev/sluice/internal/group"
 	"github.com/sluice-dev/sluice/internal/httpapi"
 	"github.com/sluice-dev/sluice/internal/kafkawire"
 	"github.com/sluice-dev/sluice/internal/logstore"
@@ -219,6 +220,7 @@ type Server struct {
 	serveDone chan struct{} // closed when the HTTP server's Serve returns
 	serveErr  error         // what Serve returned, once serveDone is closed
 	kafka     *kafkawire.Server
+	groups    *group.Coordinator // embedded mode: shared by the Kafka listener and the log
 	kafkaLn   net.Listener
 	kafkaDone chan struct{} // closed when the Kafka listener's Serve returns
 	kafkaErr  error         // what Serve returned, once kafkaDone is closed
@@ -343,7 +345,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	s.addCheck("log", s.log.Health)
-	s.stream = embedded.New(s.log, s.meta)
+	if s.groups, err = group.New(group.Options{Logger: s.logger.With("component", "groups")}); err != nil {
+		return err
+	}
+	s.stream = embedded.New(s.log, s.meta, embedded.WithGroups(s.groups))
 
 	if err := s.serveAPI(); err != nil {
 		return err
@@ -475,6 +480,9 @@ func (s *Server) stop(ctx context.Context) error {
 			s.logger.Warn("kafka requests still in flight at the shutdown deadline; closed their connections", "err", err)
 		}
 		<-s.kafkaDone
+	}
+	if s.groups != nil {
+		_ = s.groups.Close()
 	}
 	if s.http != nil {
 		if err := s.http.Shutdown(ctx); err != nil {
