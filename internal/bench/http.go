@@ -171,10 +171,11 @@ func HTTPProduce(ctx context.Context, o HTTPProduceOptions) (*HTTPProduceReport,
 	target := o.Server
 	if target == "" {
 		srv, err := server.New(server.Options{
-			DataDir:  filepath.Join(o.Dir, "http"),
-			HTTPAddr: "127.0.0.1:0",
-			Fsync:    o.Fsync,
-			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+			DataDir:   filepath.Join(o.Dir, "http"),
+			HTTPAddr:  "127.0.0.1:0",
+			KafkaAddr: "127.0.0.1:0",
+			Fsync:     o.Fsync,
+			Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
 		if err != nil {
 			return nil, err

@@ -19,10 +19,11 @@ import (
 // nothing, but both runs must produce and the report must be whole.
 func TestHTTPProduce(t *testing.T) {
 	external, err := server.New(server.Options{
-		DataDir:  filepath.Join(t.TempDir(), "external"),
-		HTTPAddr: "127.0.0.1:0",
-		Fsync:    logstore.SyncPolicy{Mode: logstore.SyncNever},
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DataDir:   filepath.Join(t.TempDir(), "external"),
+		HTTPAddr:  "127.0.0.1:0",
+		KafkaAddr: "127.0.0.1:0",
+		Fsync:     logstore.SyncPolicy{Mode: logstore.SyncNever},
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
