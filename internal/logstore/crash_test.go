@@ -52,9 +52,10 @@ func TestCrashChild(t *testing.T) {
 		fmt.Printf("open failed: %v\n", err)
 		os.Exit(3)
 	}
-	out := bufio.NewWriterSize(os.Stdout, 0)
+	out := bufio.NewWriter(os.Stdout)
 	var mu sync.Mutex
 	fmt.Fprintln(out, "ready")
+	out.Flush()
 	start, _ := strconv.Atoi(os.Getenv("SLUICE_CRASH_CHILD_SEQ"))
 	var wg sync.WaitGroup
 	for w := 0; w < crashWriters; w++ {
@@ -71,8 +72,12 @@ func TestCrashChild(t *testing.T) {
 					os.Exit(4)
 				}
 				mu.Lock()
-				// One write per line: a kill leaves at most one partial line.
+				// One write per line, flushed before the next append: an
+				// acknowledged batch reaches the parent unless the kill
+				// lands inside this write, which leaves at most one
+				// partial line.
 				fmt.Fprintf(out, "ack %d %d %d %d %d\n", part, res.BaseOffset, res.LastOffset, w, seq)
+				out.Flush()
 				mu.Unlock()
 			}
 		}()

@@ -414,3 +414,32 @@ func TestAdminConcurrentWithBackgroundWork(t *testing.T) {
 	}
 	<-done
 }
+
+// TestUnsyncedListBounded checks that under every sync policy the list of
+// segments waiting for an fsync holds only segments that may still change:
+// rolled segments leave it once flushSealed has fsynced them, so it does
+// not grow by one entry per roll.
+func TestUnsyncedListBounded(t *testing.T) {
+	for _, mode := range []SyncMode{SyncAlways, SyncInterval, SyncNever} {
+		t.Run(SyncPolicy{Mode: mode, Interval: time.Hour}.String(), func(t *testing.T) {
+			tl := openTestLog(t, Options{Sync: SyncPolicy{Mode: mode, Interval: time.Hour}})
+			tl.create("t", 1, map[string]string{"segment.bytes": "4096"})
+			p := tl.part("t", 0)
+			for i := range 200 {
+				if _, err := p.Append(context.Background(), makeBatch(3, 50, int64(i), i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p.flushSealed()
+			p.mu.RLock()
+			segs, unsynced := len(p.segs), len(p.unsynced)
+			p.mu.RUnlock()
+			if segs < 10 {
+				t.Fatalf("got %d segments, want the appends to roll at least 10", segs)
+			}
+			if unsynced > 1 {
+				t.Errorf("got %d segments waiting for fsync after flushing the sealed ones, want at most the active one", unsynced)
+			}
+		})
+	}
+}

@@ -31,6 +31,13 @@ func (p *Partition) flushSealed() {
 		} else {
 			s.indexDurable = true
 			s.durableSize, s.durableNext = s.size.Load(), s.next
+			// A sealed segment no longer changes, and its data was just
+			// fsynced: it leaves the list of segments to fsync. Under
+			// SyncNever this is what keeps that list from growing by
+			// one segment per roll.
+			if s.dirty {
+				p.forgetUnsyncedLocked([]*segment{s})
+			}
 		}
 		p.mu.Unlock()
 		s.release()
@@ -187,8 +194,9 @@ func (p *Partition) enforceRetention(now int64) {
 	p.expireProducers(now)
 }
 
-// forgetUnsyncedLocked takes deleted segments off the list of segments to
-// fsync: the next sync must not touch a file their release closed.
+// forgetUnsyncedLocked takes segments off the list of segments to fsync:
+// deleted ones, whose files their release closes, and sealed ones already
+// fsynced whole.
 func (p *Partition) forgetUnsyncedLocked(gone []*segment) {
 	kept := p.unsynced[:0]
 	for _, s := range p.unsynced {
