@@ -87,7 +87,24 @@ func (p *Partition) ID() int32 { return p.id }
 // the slice with another goroutine during the call. It returns once the batch
 // is durable under the log's sync policy; when ctx ends first the batch may
 // or may not become durable, and an error is returned.
+//
+// Append is Write followed by Durable.
 func (p *Partition) Append(ctx context.Context, batch []byte) (AppendResult, error) {
+	res, err := p.Write(batch)
+	if err != nil {
+		return res, err
+	}
+	return res, p.Durable(ctx, res)
+}
+
+// Write does the first half of Append: it checks and writes the batch and
+// gives it its offsets (a duplicate gets the original's), and returns
+// without waiting for it to become durable. Batches are ordered by their
+// Write calls: a batch written after Write returns follows this one. Readers
+// see the batch once it is durable (under SyncAlways) or at once (otherwise);
+// the writer learns that it is acknowledged from Durable. The batch slice may
+// be reused once Write returns.
+func (p *Partition) Write(batch []byte) (AppendResult, error) {
 	cfg := p.cfg.Load()
 	h, err := record.CheckProduced(batch, int(cfg.MaxMessageBytes))
 	if err != nil {
@@ -120,7 +137,8 @@ func (p *Partition) Append(ctx context.Context, batch []byte) (AppendResult, err
 			if err != nil {
 				return res, fmt.Errorf("append to %s/%d: producer %d: %w", p.topic, p.id, h.ProducerID, err)
 			}
-			return p.duplicate(ctx, dup)
+			p.stats.duplicates.Inc()
+			return AppendResult{BaseOffset: dup.firstOffset, LastOffset: dup.lastOffset, LogAppendTime: dup.appendTime}, nil
 		}
 	}
 	seg := p.segs[len(p.segs)-1]
@@ -161,26 +179,20 @@ func (p *Partition) Append(ctx context.Context, batch []byte) (AppendResult, err
 	p.stats.appendedRecords.Add(float64(h.RecordCount))
 	p.stats.appendedBytes.Add(float64(len(batch)))
 	res.BaseOffset, res.LastOffset = base, end-1
-	if p.l.opts.Sync.Mode == SyncAlways {
-		if err := p.syncTo(ctx, end); err != nil {
-			return res, err
-		}
-	}
 	return res, nil
 }
 
-// duplicate answers a retried idempotent batch with the result of the
-// original, once the original is durable: the first attempt may still be
-// waiting for its fsync, and must not be acknowledged twice before it is.
-func (p *Partition) duplicate(ctx context.Context, b *producerBatch) (AppendResult, error) {
-	res := AppendResult{BaseOffset: b.firstOffset, LastOffset: b.lastOffset, LogAppendTime: b.appendTime}
-	p.stats.duplicates.Inc()
-	if p.l.opts.Sync.Mode == SyncAlways {
-		if err := p.syncTo(ctx, res.LastOffset+1); err != nil {
-			return res, err
-		}
+// Durable returns once the batch that Write described with res is durable
+// under the log's sync policy: at once unless the policy is SyncAlways.
+// Concurrent callers share fsyncs (group commit). For a duplicate, it waits
+// for the original, which may still be waiting for its fsync and must not be
+// acknowledged before it is durable. When ctx ends first the batch may or
+// may not become durable, and an error is returned.
+func (p *Partition) Durable(ctx context.Context, res AppendResult) error {
+	if p.l.opts.Sync.Mode != SyncAlways {
+		return nil
 	}
-	return res, nil
+	return p.syncTo(ctx, res.LastOffset+1)
 }
 
 func (p *Partition) writableLocked() error {

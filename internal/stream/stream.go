@@ -127,6 +127,22 @@ type TopicChange struct {
 	Partitions int32
 }
 
+// StagedProducer is implemented by logs that can split Produce in two: the
+// append, which orders the batch, and the wait for its acknowledgement. The
+// Kafka listener uses it to read a connection's next produce request while
+// the previous one waits for its fsync, so that one connection's requests
+// share fsyncs instead of queueing behind each other.
+type StagedProducer interface {
+	// ProduceStaged does what Produce does, in two steps. It appends the
+	// batch, ordered after the batches of every Produce and ProduceStaged
+	// call on the partition that returned before it, and returns; the
+	// batch slice may then be reused. wait blocks until the batch is
+	// acknowledged under the log's durability policy and returns
+	// Produce's result and error; the caller must call it exactly once.
+	// An error from ProduceStaged itself means nothing was appended.
+	ProduceStaged(ctx context.Context, topic string, partition int32, batch []byte) (wait func(context.Context) (ProduceResult, error), err error)
+}
+
 // ProduceResult describes an acknowledged batch.
 type ProduceResult struct {
 	BaseOffset int64

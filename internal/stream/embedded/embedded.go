@@ -154,7 +154,32 @@ func (e *Log) Produce(ctx context.Context, topicName string, partition int32, ba
 	if err != nil {
 		return stream.ProduceResult{}, mapErr(err)
 	}
-	return stream.ProduceResult{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, LogAppendTime: res.LogAppendTime}, nil
+	return produceResult(res), nil
+}
+
+var _ stream.StagedProducer = (*Log)(nil)
+
+// ProduceStaged implements stream.StagedProducer with the log's Write and
+// Durable, the two halves of Append.
+func (e *Log) ProduceStaged(ctx context.Context, topicName string, partition int32, batch []byte) (func(context.Context) (stream.ProduceResult, error), error) {
+	p, err := e.log.Partition(topicName, partition)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	res, err := p.Write(batch)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return func(ctx context.Context) (stream.ProduceResult, error) {
+		if err := p.Durable(ctx, res); err != nil {
+			return stream.ProduceResult{}, mapErr(err)
+		}
+		return produceResult(res), nil
+	}, nil
+}
+
+func produceResult(res logstore.AppendResult) stream.ProduceResult {
+	return stream.ProduceResult{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, LogAppendTime: res.LogAppendTime}
 }
 
 // Fetch implements stream.Log.

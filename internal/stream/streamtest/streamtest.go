@@ -28,6 +28,7 @@ func Run(t *testing.T, newLog func(t *testing.T) stream.Log) {
 		{"ListOffset", testListOffset},
 		{"DeleteRecords", testDeleteRecords},
 		{"IdempotentProduce", testIdempotentProduce},
+		{"StagedProduce", testStagedProduce},
 		{"GroupOffsets", testGroupOffsets},
 		{"GroupDescriptions", testGroupDescriptions},
 		{"Errors", testErrors},
@@ -354,5 +355,58 @@ func testErrors(t *testing.T, l stream.Log) {
 		if !errors.Is(tt.err, tt.want) {
 			t.Errorf("%s: got %v, want %v", tt.name, tt.err, tt.want)
 		}
+	}
+}
+
+// testStagedProduce checks stream.StagedProducer where the log offers it:
+// staged batches are ordered by their ProduceStaged calls whatever order
+// their waits run in, the batch slice may be reused at once, and a missing
+// partition fails before anything is appended.
+func testStagedProduce(t *testing.T, l stream.Log) {
+	sp, ok := l.(stream.StagedProducer)
+	if !ok {
+		t.Skip("the log does not implement stream.StagedProducer")
+	}
+	c := ctx(t)
+	if _, err := l.CreateTopic(c, "t", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	var waits []func(context.Context) (stream.ProduceResult, error)
+	buf := make([]byte, 0, 4096)
+	for i := range n {
+		b := batch(t, fmt.Sprint("s", i), 3, 1000)
+		buf = append(buf[:0], b...)
+		wait, err := sp.ProduceStaged(c, "t", 0, buf)
+		if err != nil {
+			t.Fatalf("stage batch %d: %v", i, err)
+		}
+		clear(buf) // the log must not keep the slice
+		waits = append(waits, wait)
+	}
+	for i := n - 1; i >= 0; i-- {
+		res, err := waits[i](c)
+		if err != nil {
+			t.Fatalf("wait for batch %d: %v", i, err)
+		}
+		if want := int64(3 * i); res.BaseOffset != want || res.LastOffset != want+2 {
+			t.Errorf("batch %d: got offsets [%d, %d], want [%d, %d]", i, res.BaseOffset, res.LastOffset, want, want+2)
+		}
+	}
+	res, err := l.Fetch(c, stream.FetchRequest{Topic: "t", Partition: 0, Offset: 0, MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range n {
+		for j := range 3 {
+			want = append(want, fmt.Sprintf("s%d-%d", i, j))
+		}
+	}
+	if got := values(t, res.Batches, 0); !equal(got, want) {
+		t.Errorf("got values %v, want %v", got, want)
+	}
+	if _, err := sp.ProduceStaged(c, "t", 5, batch(t, "x", 1, 1)); !errors.Is(err, stream.ErrUnknownPartition) {
+		t.Errorf("stage to a missing partition: got %v, want %v", err, stream.ErrUnknownPartition)
 	}
 }
