@@ -3,10 +3,13 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,13 +17,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/sluice-dev/sluice/internal/group"
+	"github.com/sluice-dev/sluice/internal/kafkawire"
 	"github.com/sluice-dev/sluice/internal/logstore"
 	"github.com/sluice-dev/sluice/internal/meta"
 	"github.com/sluice-dev/sluice/internal/record"
 	"github.com/sluice-dev/sluice/internal/stream"
 	"github.com/sluice-dev/sluice/internal/stream/embedded"
+	"github.com/sluice-dev/sluice/internal/stream/kafka"
 )
 
 // testEnv is the API over a real embedded log in t.TempDir(), served
@@ -67,20 +73,133 @@ func withClock(c *testClock) envOption {
 	return withOptions(func(o *Options) { o.Now = c.Now })
 }
 
-// newTestEnv opens a metadata store and a log in t.TempDir() and serves the
-// API over them.
+// newTestEnv serves the API over the log that SLUICE_TEST_LOG names (see
+// testLogEnv): by default a metadata store and a log in t.TempDir().
 func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	cfg := envConfig{sync: logstore.SyncPolicy{Mode: logstore.SyncNever}}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e := &testEnv{t: t, log: newTestLog(t, cfg, logger), reg: prometheus.NewRegistry()}
+	o := Options{Logger: logger, Registerer: e.reg}
+	for _, f := range cfg.opts {
+		f(&o)
+	}
+	var err error
+	if e.api, err = New(e.log, o); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	e.api.Register(mux)
+	e.handler = mux
+	return e
+}
+
+// testLogEnv selects the log the API's tests run on, so that the same HTTP
+// requests are checked to give the same answers in both of Sluice's modes:
+//
+//	embedded (or unset)  the embedded log, called directly
+//	kfake                stream/kafka (cluster mode) on a kfake cluster
+//	sluice               stream/kafka on a second Sluice's Kafka listener
+//	                     (internal/kafkawire over an embedded log)
+//
+// scripts/test runs the package once in each.
+const testLogEnv = "SLUICE_TEST_LOG"
+
+// testLogMode returns the log SLUICE_TEST_LOG selects.
+func testLogMode(t testing.TB) string {
+	switch m := os.Getenv(testLogEnv); m {
+	case "", "embedded":
+		return "embedded"
+	case "kfake", "sluice":
+		return m
+	default:
+		t.Fatalf("%s=%q: want embedded, kfake or sluice", testLogEnv, m)
+		return ""
+	}
+}
+
+// onlyEmbedded skips a test in the cluster-mode runs, saying why: for
+// behaviour of the embedded log that cluster mode leaves to Kafka.
+func onlyEmbedded(t testing.TB, why string) {
+	t.Helper()
+	if m := testLogMode(t); m != "embedded" {
+		t.Skipf("%s=%s: %s", testLogEnv, m, why)
+	}
+}
+
+// newTestLog returns the log SLUICE_TEST_LOG selects, closed when t ends.
+func newTestLog(t testing.TB, cfg envConfig, logger *slog.Logger) stream.Log {
+	t.Helper()
+	mode := testLogMode(t)
+	if mode == "embedded" {
+		return newEmbeddedLog(t, cfg, logger)
+	}
+	if len(cfg.embedded) > 0 {
+		t.Skipf("%s=%s: the test drives the embedded log's group coordinator; in cluster mode groups are the brokers'", testLogEnv, mode)
+	}
+	var brokers []string
+	switch mode {
+	case "kfake":
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		brokers = c.ListenAddrs()
+	case "sluice":
+		brokers = []string{startKafkaListener(t, newEmbeddedLog(t, cfg, logger), logger)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := kafka.New(ctx, kafka.Options{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+// startKafkaListener serves the Kafka protocol over log (an embedded one,
+// whose store is in el.meta) on 127.0.0.1 until t ends, and returns its
+// address.
+func startKafkaListener(t testing.TB, log *embeddedTestLog, logger *slog.Logger) string {
+	t.Helper()
+	srv, err := kafkawire.New(log, kafkawire.Options{Store: log.meta, Logger: logger, AutoCreateTopics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; !errors.Is(err, kafkawire.ErrServerClosed) {
+			t.Errorf("kafka listener: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// embeddedTestLog is the embedded log with its metadata store.
+type embeddedTestLog struct {
+	*embedded.Log
+	meta *meta.Store
+}
+
+// newEmbeddedLog opens a metadata store and a log in t.TempDir().
+func newEmbeddedLog(t testing.TB, cfg envConfig, logger *slog.Logger) *embeddedTestLog {
+	t.Helper()
 	dir := t.TempDir()
 	m, err := meta.Open(filepath.Join(dir, "meta.db"), meta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	l, err := logstore.Open(context.Background(), logstore.Options{
 		Dir: filepath.Join(dir, "log"), Catalog: m, Sync: cfg.sync, Logger: logger,
 	})
@@ -94,18 +213,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		}
 		m.Close()
 	})
-	e := &testEnv{t: t, log: embedded.New(l, m, cfg.embedded...), reg: prometheus.NewRegistry()}
-	o := Options{Logger: logger, Registerer: e.reg}
-	for _, f := range cfg.opts {
-		f(&o)
-	}
-	if e.api, err = New(e.log, o); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	e.api.Register(mux)
-	e.handler = mux
-	return e
+	return &embeddedTestLog{Log: embedded.New(l, m, cfg.embedded...), meta: m}
 }
 
 // testClock is a settable clock for withClock.

@@ -21,6 +21,9 @@ func TestTopicEndpoints(t *testing.T) {
 		wantStatus  int
 		wantErr     string // substring of the error message
 		check       func(t *testing.T, r response)
+		// skip gives, by SLUICE_TEST_LOG mode, why the step does not
+		// apply there.
+		skip map[string]string
 	}{
 		{name: "create", method: "POST", path: "/v1/topics", contentType: "application/json",
 			body:       `{"name": "orders", "partitions": 6, "config": {"retention.ms": "86400000", "max.message.bytes": 2097152}}`,
@@ -47,7 +50,9 @@ func TestTopicEndpoints(t *testing.T) {
 				if got := r.header.Get("Location"); got != "/v1/topics/orders" {
 					t.Errorf("got Location %q", got)
 				}
-				if tj.CreatedAt == "" {
+				// Kafka keeps no creation time that its clients can
+				// read, so cluster mode leaves created_at out.
+				if tj.CreatedAt == "" && testLogMode(t) == "embedded" {
 					t.Error("no created_at")
 				}
 			}},
@@ -64,7 +69,8 @@ func TestTopicEndpoints(t *testing.T) {
 		{name: "create long name", method: "POST", path: "/v1/topics", body: `{"name":"` + strings.Repeat("x", 250) + `"}`, wantStatus: 422, wantErr: "the limit is 249"},
 		{name: "create empty name", method: "POST", path: "/v1/topics", body: `{"partitions":1}`, wantStatus: 422, wantErr: "name is empty"},
 		{name: "create zero partitions", method: "POST", path: "/v1/topics", body: `{"name":"z","partitions":0}`, wantStatus: 422, wantErr: "partitions is 0"},
-		{name: "create too many partitions", method: "POST", path: "/v1/topics", body: `{"name":"z","partitions":100000}`, wantStatus: 422, wantErr: "partitions"},
+		{name: "create too many partitions", method: "POST", path: "/v1/topics", body: `{"name":"z","partitions":100000}`, wantStatus: 422, wantErr: "partitions",
+			skip: map[string]string{"kfake": "the partition limit is Sluice's; kfake, like Kafka, has none of its own"}},
 		{name: "create huge partitions", method: "POST", path: "/v1/topics", body: `{"name":"z","partitions":99999999999}`, wantStatus: 422, wantErr: "partitions is 99999999999"},
 		{name: "create fractional partitions", method: "POST", path: "/v1/topics", body: `{"name":"z","partitions":1.5}`, wantStatus: 400, wantErr: `"partitions" is a JSON number`},
 		{name: "create unknown config", method: "POST", path: "/v1/topics", body: `{"name":"z","config":{"retention.mss":"1"}}`, wantStatus: 422, wantErr: `unknown config key "retention.mss"`},
@@ -143,6 +149,16 @@ func TestTopicEndpoints(t *testing.T) {
 	}
 	for _, s := range steps {
 		ok := t.Run(s.name, func(t *testing.T) {
+			if why := s.skip[testLogMode(t)]; why != "" {
+				t.Skip(why)
+			}
+			configs := strings.Contains(s.body, "config")
+			switch mode := testLogMode(t); {
+			case mode == "kfake" && configs && s.wantStatus == 422:
+				t.Skip("kfake stores any config name and value; Kafka refuses bad ones (stream/kafka's tests check the mapping)")
+			case mode == "sluice" && configs && s.method == "PATCH" && s.wantStatus != 400:
+				t.Skip("Sluice's Kafka listener does not serve IncrementalAlterConfigs yet")
+			}
 			var hdr []string
 			if s.contentType != "" {
 				hdr = []string{"Content-Type", s.contentType}
@@ -159,7 +175,14 @@ func TestTopicEndpoints(t *testing.T) {
 				if eb.ErrorCode != s.wantStatus {
 					t.Errorf("got error_code %d, want %d", eb.ErrorCode, s.wantStatus)
 				}
-				if !strings.Contains(eb.Message, s.wantErr) {
+				msg := eb.Message
+				if testLogMode(t) != "embedded" {
+					// Messages from Kafka name its error codes
+					// (UNKNOWN_TOPIC_OR_PARTITION) where Sluice writes
+					// "unknown topic"; the status is the same.
+					msg += " " + strings.ToLower(strings.ReplaceAll(msg, "_", " "))
+				}
+				if !strings.Contains(msg, s.wantErr) {
 					t.Errorf("got message %q, want it to contain %q", eb.Message, s.wantErr)
 				}
 			}

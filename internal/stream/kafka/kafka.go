@@ -359,7 +359,10 @@ func millisUntil(ctx context.Context, d time.Duration) int32 {
 	if d <= 0 {
 		return 0
 	}
-	return int32(min(d.Milliseconds(), math.MaxInt32))
+	// Round up: a broker that waits 299ms for a 299.6ms MaxWait answers
+	// before the caller's wait is up, and a caller that waits for a time
+	// (a long poll's timeout_ms) sees the answer too early.
+	return int32(min((d+time.Millisecond-1)/time.Millisecond, math.MaxInt32))
 }
 
 // sortedKeys returns m's keys in order.
