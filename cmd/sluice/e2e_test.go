@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,11 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // buildSluice compiles this command into a temporary directory.
@@ -30,9 +34,10 @@ func buildSluice(t *testing.T) string {
 // sluiceProc is a running sluice binary whose JSON log lines on stderr are
 // collected.
 type sluiceProc struct {
-	cmd  *exec.Cmd
-	addr chan string   // receives the HTTP address once it is logged
-	done chan struct{} // closed once the process has exited
+	cmd   *exec.Cmd
+	addr  chan string   // receives the HTTP address once it is logged
+	kafka chan string   // receives the Kafka listener's address once it is logged
+	done  chan struct{} // closed once the process has exited
 
 	mu     sync.Mutex
 	stderr strings.Builder
@@ -53,7 +58,7 @@ func startSluice(t *testing.T, bin string, args ...string) *sluiceProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &sluiceProc{cmd: cmd, addr: make(chan string, 1), done: make(chan struct{})}
+	p := &sluiceProc{cmd: cmd, addr: make(chan string, 1), kafka: make(chan string, 1), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -62,8 +67,13 @@ func startSluice(t *testing.T, bin string, args ...string) *sluiceProc {
 			p.stderr.WriteString(line + "\n")
 			p.mu.Unlock()
 			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "http listening" {
-				p.addr <- rec.Addr
+			if json.Unmarshal([]byte(line), &rec) == nil {
+				switch rec.Msg {
+				case "http listening":
+					p.addr <- rec.Addr
+				case "kafka listening":
+					p.kafka <- rec.Addr
+				}
 			}
 		}
 		io.Copy(io.Discard, stderr)
@@ -144,7 +154,7 @@ func TestServeEndToEnd(t *testing.T) {
 	bin := buildSluice(t)
 	dataDir := filepath.Join(t.TempDir(), "data")
 	serve := func() *sluiceProc {
-		return startSluice(t, bin, "serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--log-format", "json")
+		return startSluice(t, bin, "serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0", "--log-format", "json")
 	}
 
 	first := serve()
@@ -167,7 +177,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	// A second server on the same data directory must refuse at once.
-	second := startSluice(t, bin, "serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0")
+	second := startSluice(t, bin, "serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0")
 	if code := second.waitExit(t, 5*time.Second); code == 0 {
 		t.Errorf("second serve: got exit code 0, want non-zero")
 	}
@@ -246,6 +256,107 @@ func TestVersion(t *testing.T) {
 	for _, want := range []string{"sluice v1.2.3\n", "commit: abc123\n", "go:     go1."} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("version output %q lacks %q", out, want)
+		}
+	}
+}
+
+func (p *sluiceProc) waitKafkaAddr(t *testing.T) string {
+	t.Helper()
+	select {
+	case a := <-p.kafka:
+		return a
+	case <-p.done:
+		t.Fatalf("sluice exited before its Kafka listener listened:\n%s", p.output())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("sluice did not log its Kafka address:\n%s", p.output())
+	}
+	return ""
+}
+
+func httpPost(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// consumeValues reads n records of topic from the start through the Kafka
+// listener at addr.
+func consumeValues(t *testing.T, addr, topic string, n int) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got []string
+	for len(got) < n {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("consume %s from %s: %v (after %v)", topic, addr, err, got)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	slices.Sort(got)
+	return got
+}
+
+// TestServeKafkaEndToEnd runs `sluice serve` and talks to its Kafka
+// listener with franz-go, then runs `sluice serve --kafka-brokers` on it:
+// records produced over the second's HTTP API are read over the first's
+// Kafka listener.
+func TestServeKafkaEndToEnd(t *testing.T) {
+	bin := buildSluice(t)
+	broker := startSluice(t, bin, "serve", "--data-dir", filepath.Join(t.TempDir(), "data"),
+		"--http-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0", "--default-partitions", "2", "--log-format", "json")
+	waitReady(t, "http://"+broker.waitAddr(t))
+	kafkaAddr := broker.waitKafkaAddr(t)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("a")}, &kgo.Record{Value: []byte("b")}).FirstErr(); err != nil {
+		t.Fatalf("produce over Kafka: %v", err)
+	}
+	cl.Close()
+	if got := consumeValues(t, kafkaAddr, "events", 2); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("consumed over Kafka: got %v, want [a b]", got)
+	}
+
+	cluster := startSluice(t, bin, "serve", "--kafka-brokers", kafkaAddr, "--http-addr", "127.0.0.1:0", "--log-format", "json")
+	base := "http://" + cluster.waitAddr(t)
+	waitReady(t, base)
+	if status, body := httpPost(t, base+"/v1/topics", `{"name":"orders","partitions":3}`); status != 201 {
+		t.Fatalf("create a topic in cluster mode: got %d %s", status, body)
+	}
+	if status, body := httpPost(t, base+"/v1/topics/orders/records", `{"records":[{"value":"x"},{"value":"y"},{"value":"z"}]}`); status != 200 {
+		t.Fatalf("produce in cluster mode: got %d %s", status, body)
+	}
+	if got := consumeValues(t, kafkaAddr, "orders", 3); !slices.Equal(got, []string{`"x"`, `"y"`, `"z"`}) {
+		t.Errorf("consumed from the broker: got %v, want the JSON values \"x\", \"y\", \"z\"", got)
+	}
+	if strings.Contains(cluster.output(), "kafka listening") {
+		t.Error("cluster mode logged a Kafka listener")
+	}
+
+	for _, p := range []*sluiceProc{cluster, broker} {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code := p.waitExit(t, 15*time.Second); code != 0 {
+			t.Fatalf("after SIGTERM: got exit code %d, want 0:\n%s", code, p.output())
 		}
 	}
 }

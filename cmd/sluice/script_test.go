@@ -89,7 +89,7 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("serve: a server is running already")
 	}
 	bin := lookPath(ts, "sluice")
-	cmd := exec.Command(bin, "serve", "--data-dir", ts.MkAbs("data"), "--http-addr", "127.0.0.1:0", "--log-format", "json")
+	cmd := exec.Command(bin, "serve", "--data-dir", ts.MkAbs("data"), "--http-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0", "--log-format", "json")
 	cmd.Env = environ(ts)
 	stderr, err := cmd.StderrPipe()
 	ts.Check(err)
