@@ -1,6 +1,7 @@
 package kafkawire
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -29,7 +30,12 @@ import (
 //     record.ParseHeader, and when there is more than one every batch's CRC
 //     is checked before any is appended, so a bad batch stores nothing.
 //     Batches are appended in order, each with one stream.Log.Produce;
-//     partitions of one request are appended concurrently.
+//     partitions of one request are appended concurrently. On a log that
+//     implements stream.StagedProducer (the embedded log), requests with
+//     acks 1 or -1 are pipelined: their batches are appended when the
+//     request is read, and the connection reads its next request while
+//     they wait for their fsync (pipeline.go); responses still leave in
+//     request order.
 //   - Errors: bad framing or CRC is CORRUPT_MESSAGE; magic 0/1, control
 //     batches and transactional batches are INVALID_RECORD; other stream
 //     errors map as in errors.go. BaseOffset is the first batch's,
@@ -49,25 +55,62 @@ import (
 //     The state survives restarts and crashes.
 
 func (s *Server) handleProduce(rc *request, req *kmsg.ProduceRequest) (kmsg.Response, error) {
-	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	var code int16 // for every partition
+	pr := s.prepareProduce(rc, req)
+	pr.run(s, rc)
+	return pr.finish(s, rc, req)
+}
+
+// stageProduce serves a produce request (acks 1 or -1) in two steps, on a
+// log that can split its appends (stream.StagedProducer): it appends every
+// batch now, in request order, and returns a function that waits for their
+// acknowledgements and builds the response. The connection reads its next
+// request in between (pipeline.go), so that a producer's requests in flight
+// share fsyncs; the records in req may be reused once stageProduce returns.
+func (s *Server) stageProduce(rc *request, req *kmsg.ProduceRequest, sp stream.StagedProducer) func() (kmsg.Response, error) {
+	pr := s.prepareProduce(rc, req)
+	for i := range pr.jobs {
+		pr.jobs[i].stage(s, rc, sp)
+	}
+	return func() (kmsg.Response, error) {
+		pr.forEach(s, func(j *produceJob) { j.wait(s, rc) })
+		return pr.finish(s, rc, req)
+	}
+}
+
+// stagedRequest is a produce request being served: its response, and the
+// partitions to append to.
+type stagedRequest struct {
+	resp *kmsg.ProduceResponse
+	jobs []produceJob
+	// code is the error of every partition, when the request as a whole
+	// is refused.
+	code int16
+}
+
+// produceJob is one partition of a produce request.
+type produceJob struct {
+	topic     string
+	partition int32
+	records   []byte
+	out       *kmsg.ProduceResponseTopicPartition
+	// waits are the acknowledgements of the staged batches, in order.
+	waits []func(context.Context) (stream.ProduceResult, error)
+}
+
+// prepareProduce checks the request as a whole and each partition's
+// authorization, and lays out the response.
+func (s *Server) prepareProduce(rc *request, req *kmsg.ProduceRequest) *stagedRequest {
+	pr := &stagedRequest{resp: req.ResponseKind().(*kmsg.ProduceResponse)}
 	var msg string
 	switch {
 	case req.Version < 3:
-		code, msg = kerr.UnsupportedVersion.Code, "Produce v0-2 (message format v0/v1) is not supported; use v3 or later"
+		pr.code, msg = kerr.UnsupportedVersion.Code, "Produce v0-2 (message format v0/v1) is not supported; use v3 or later"
 	case req.TransactionID != nil:
-		code, msg = kerr.InvalidRequest.Code, "transactions are not supported"
+		pr.code, msg = kerr.InvalidRequest.Code, "transactions are not supported"
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
-		code, msg = kerr.InvalidRequiredAcks.Code, fmt.Sprintf("acks %d: want -1, 0 or 1", req.Acks)
+		pr.code, msg = kerr.InvalidRequiredAcks.Code, fmt.Sprintf("acks %d: want -1, 0 or 1", req.Acks)
 	}
-
-	type job struct {
-		topic     string
-		partition int32
-		records   []byte
-		out       *kmsg.ProduceResponseTopicPartition
-	}
-	var jobs []job
+	resp := pr.resp
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -75,46 +118,61 @@ func (s *Server) handleProduce(rc *request, req *kmsg.ProduceRequest) (kmsg.Resp
 		*t = kmsg.NewProduceResponseTopic()
 		t.Topic = rt.Topic
 		t.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
-		allowed := code == 0 && s.authorize(rc, opWrite, resTopic, rt.Topic)
+		allowed := pr.code == 0 && s.authorize(rc, opWrite, resTopic, rt.Topic)
 		for j := range rt.Partitions {
 			p := &t.Partitions[j]
 			*p = kmsg.NewProduceResponseTopicPartition()
 			p.Partition, p.BaseOffset = rt.Partitions[j].Partition, -1
 			switch {
-			case code != 0:
-				p.ErrorCode, p.ErrorMessage = code, strPtr(msg)
+			case pr.code != 0:
+				p.ErrorCode, p.ErrorMessage = pr.code, strPtr(msg)
 			case !allowed:
 				p.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			default:
-				jobs = append(jobs, job{rt.Topic, p.Partition, rt.Partitions[j].Records, p})
+				pr.jobs = append(pr.jobs, produceJob{topic: rt.Topic, partition: p.Partition, records: rt.Partitions[j].Records, out: p})
 			}
 		}
 	}
+	return pr
+}
 
-	if len(jobs) == 1 {
-		s.producePartition(rc, jobs[0].topic, jobs[0].partition, jobs[0].records, jobs[0].out)
-	} else if len(jobs) > 1 {
-		// Partitions are independent: append them concurrently, so that
-		// their fsyncs overlap rather than queue.
-		var wg sync.WaitGroup
-		for _, j := range jobs {
-			wg.Go(func() {
-				defer func() {
-					if p := recover(); p != nil {
-						s.logger.Error("kafka produce panicked", "topic", j.topic, "partition", j.partition, "panic", p)
-						j.out.ErrorCode = kerr.UnknownServerError.Code
-					}
-				}()
-				s.producePartition(rc, j.topic, j.partition, j.records, j.out)
-			})
-		}
-		wg.Wait()
+// run appends every partition's batches and waits for them, each with one
+// stream.Log.Produce.
+func (pr *stagedRequest) run(s *Server, rc *request) {
+	pr.forEach(s, func(j *produceJob) { j.produce(s, rc) })
+}
+
+// forEach runs fn for every partition: concurrently when there are several,
+// because each may wait for its own fsync and those should overlap rather
+// than queue.
+func (pr *stagedRequest) forEach(s *Server, fn func(*produceJob)) {
+	if len(pr.jobs) == 1 {
+		fn(&pr.jobs[0])
+		return
 	}
+	var wg sync.WaitGroup
+	for i := range pr.jobs {
+		j := &pr.jobs[i]
+		wg.Go(func() {
+			defer func() {
+				if p := recover(); p != nil {
+					s.logger.Error("kafka produce panicked", "topic", j.topic, "partition", j.partition, "panic", p)
+					j.out.ErrorCode = kerr.UnknownServerError.Code
+				}
+			}()
+			fn(j)
+		})
+	}
+	wg.Wait()
+}
 
+// finish notes the errors for metrics and returns the response: none for
+// acks 0, or an error that closes the connection when acks 0 failed.
+func (pr *stagedRequest) finish(s *Server, rc *request, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	failed := false
-	for i := range resp.Topics {
-		for j := range resp.Topics[i].Partitions {
-			p := &resp.Topics[i].Partitions[j]
+	for i := range pr.resp.Topics {
+		for j := range pr.resp.Topics[i].Partitions {
+			p := &pr.resp.Topics[i].Partitions[j]
 			if p.ErrorCode != 0 {
 				rc.note(p.ErrorCode)
 				failed = true
@@ -124,31 +182,30 @@ func (s *Server) handleProduce(rc *request, req *kmsg.ProduceRequest) (kmsg.Resp
 			}
 		}
 	}
-	if req.Acks == 0 && code != kerr.InvalidRequiredAcks.Code {
+	if req.Acks == 0 && pr.code != kerr.InvalidRequiredAcks.Code {
 		if failed {
 			return nil, errCloseAcks0
 		}
 		return nil, nil
 	}
-	return resp, nil
+	return pr.resp, nil
 }
 
-// producePartition appends one partition's record batches and fills out.
-func (s *Server) producePartition(rc *request, topicName string, partition int32, records []byte, out *kmsg.ProduceResponseTopicPartition) {
+// produce appends the partition's batches in order and fills out.
+func (j *produceJob) produce(s *Server, rc *request) {
 	var one [1][]byte
-	batches, code, err := splitBatches(records, one[:0])
+	batches, code, err := splitBatches(j.records, one[:0])
 	if err != nil {
-		out.ErrorCode, out.ErrorMessage = code, s.errorMessage(rc, "produce", code, err)
+		j.fail(s, rc, code, err)
 		return
 	}
 	var first, last stream.ProduceResult
 	for i, b := range batches {
-		res, err := s.log.Produce(rc.ctx, topicName, partition, b)
+		res, err := s.log.Produce(rc.ctx, j.topic, j.partition, b)
 		if err != nil {
 			// Batches before this one are stored; the client learns of
 			// the error and, being idempotent or not, decides to retry.
-			code := produceErrorCode(err)
-			out.ErrorCode, out.ErrorMessage = code, s.errorMessage(rc, "produce", code, err)
+			j.fail(s, rc, produceErrorCode(err), err)
 			return
 		}
 		if i == 0 {
@@ -156,10 +213,63 @@ func (s *Server) producePartition(rc *request, topicName string, partition int32
 		}
 		last = res
 	}
-	out.BaseOffset, out.LogAppendTime = first.BaseOffset, last.LogAppendTime
+	j.succeed(s, rc, first, last)
+}
+
+// stage appends the partition's batches in order without waiting for them;
+// wait collects the results.
+func (j *produceJob) stage(s *Server, rc *request, sp stream.StagedProducer) {
+	var one [1][]byte
+	batches, code, err := splitBatches(j.records, one[:0])
+	if err != nil {
+		j.fail(s, rc, code, err)
+		return
+	}
+	for _, b := range batches {
+		wait, err := sp.ProduceStaged(rc.ctx, j.topic, j.partition, b)
+		if err != nil {
+			// As in produce: the batches staged before this one are
+			// stored (wait still collects them), and the partition
+			// answers with this error.
+			j.fail(s, rc, produceErrorCode(err), err)
+			return
+		}
+		j.waits = append(j.waits, wait)
+	}
+	j.records = nil // part of the connection's request buffer, reused next
+}
+
+func (j *produceJob) wait(s *Server, rc *request) {
+	var first, last stream.ProduceResult
+	failed := j.out.ErrorCode != 0
+	for i, wait := range j.waits {
+		res, err := wait(rc.ctx)
+		switch {
+		case failed:
+		case err != nil:
+			j.fail(s, rc, produceErrorCode(err), err)
+			failed = true
+		case i == 0:
+			first = res
+		}
+		last = res
+	}
+	if !failed {
+		j.succeed(s, rc, first, last)
+	}
+}
+
+func (j *produceJob) fail(s *Server, rc *request, code int16, err error) {
+	j.out.ErrorCode, j.out.ErrorMessage = code, s.errorMessage(rc, "produce", code, err)
+}
+
+// succeed fills the partition's response: BaseOffset from the first batch,
+// LogAppendTime from the last, and from v5 the log start offset.
+func (j *produceJob) succeed(s *Server, rc *request, first, last stream.ProduceResult) {
+	j.out.BaseOffset, j.out.LogAppendTime = first.BaseOffset, last.LogAppendTime
 	if rc.version >= 5 {
-		if start, err := s.log.ListOffset(rc.ctx, topicName, partition, stream.Earliest); err == nil {
-			out.LogStartOffset = start
+		if start, err := s.log.ListOffset(rc.ctx, j.topic, j.partition, stream.Earliest); err == nil {
+			j.out.LogStartOffset = start
 		}
 	}
 }

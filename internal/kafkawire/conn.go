@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-dev/sluice/internal/stream"
 )
 
 // Buffer sizes of a connection. A connection keeps its request, response
@@ -61,6 +63,7 @@ type conn struct {
 	rbuf     []byte // request body
 	wbuf     []byte // response frame
 	fetchBuf []byte // arena for fetched batches
+	pipe     *pipeline
 }
 
 func newConn(s *Server, nc net.Conn, adv hostPort) *conn {
@@ -85,6 +88,10 @@ func (c *conn) serve(ctx context.Context) {
 	defer stop()
 	defer c.nc.Close()
 	log := c.s.logger.With("remote", c.remote)
+	// Stopped before the connection closes, so that pipelined responses
+	// are written first.
+	c.pipe = c.startPipeline(log, cancel)
+	defer c.pipe.stop()
 	log.Debug("kafka connection opened")
 	for {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout)); err != nil {
@@ -225,6 +232,7 @@ func (c *conn) handle(ctx context.Context, log *slog.Logger, body []byte) error 
 		c.s.metrics.request(a.name, "UNSUPPORTED_VERSION")
 		resp := c.s.apiVersionsResponse(0)
 		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		c.pipe.drain()
 		return c.write(h, resp)
 	}
 	if a == nil || h.version < a.min || h.version > a.max {
@@ -252,6 +260,20 @@ func (c *conn) handle(ctx context.Context, log *slog.Logger, body []byte) error 
 
 	rc := &request{ctx: ctx, c: c, key: h.key, version: h.version, clientID: c.clientID, principal: anonymous}
 	start := time.Now()
+	if pr, ok := req.(*kmsg.ProduceRequest); ok && pr.Acks != 0 {
+		if sp, ok := c.s.log.(stream.StagedProducer); ok {
+			finish, err := c.stage(rc, log, a, pr, sp)
+			if err != nil {
+				c.s.metrics.observe(a, rc, err, time.Since(start))
+				return err
+			}
+			c.pipe.push(&pending{h: h, a: a, rc: rc, start: start, finish: finish})
+			return nil
+		}
+	}
+	// Every other request is served after the responses before it are
+	// written, so that it sees their effects (pipeline.go).
+	c.pipe.drain()
 	resp, err := c.dispatch(rc, log, a, req)
 	c.s.metrics.observe(a, rc, err, time.Since(start))
 	if err != nil {
@@ -276,6 +298,19 @@ func (c *conn) dispatch(rc *request, log *slog.Logger, a *api, req kmsg.Request)
 	return a.handle(c.s, rc, req)
 }
 
+// stage runs the first half of a pipelined produce request, turning a panic
+// into an error that closes this connection only.
+func (c *conn) stage(rc *request, log *slog.Logger, a *api, req *kmsg.ProduceRequest, sp stream.StagedProducer) (finish func() (kmsg.Response, error), err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("kafka request handler panicked", "api", a.name, "version", rc.version,
+				"client_id", rc.clientID, "panic", p, "stack", string(debug.Stack()))
+			finish, err = nil, fmt.Errorf("%w: %s v%d: %v", errPanic, a.name, rc.version, p)
+		}
+	}()
+	return c.s.stageProduce(rc, req, sp), nil
+}
+
 // skipHeaderTags skips the tagged fields of a request header v2.
 func skipHeaderTags(b []byte) ([]byte, error) {
 	w := shapeWalker{b: b, flexible: true}
@@ -289,19 +324,26 @@ func skipHeaderTags(b []byte) ([]byte, error) {
 // tagged-field section when the response is flexible (never for
 // ApiVersions, whose responses always use header version 0), and the body.
 func (c *conn) write(h header, resp kmsg.Response) error {
-	b := append(c.wbuf[:0], 0, 0, 0, 0)
+	var err error
+	c.wbuf, err = c.writeFrame(c.wbuf, h, resp)
+	return err
+}
+
+// writeFrame is write with buf as the frame's buffer, which it returns for
+// reuse.
+func (c *conn) writeFrame(buf []byte, h header, resp kmsg.Response) ([]byte, error) {
+	b := append(buf[:0], 0, 0, 0, 0)
 	b = kbin.AppendInt32(b, h.correlation)
 	if resp.IsFlexible() && resp.Key() != apiVersionsKey {
 		b = append(b, 0)
 	}
 	b = resp.AppendTo(b)
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	c.wbuf = b
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.IdleTimeout)); err != nil {
-		return fmt.Errorf("%w: %w", errWrite, err)
+		return b, fmt.Errorf("%w: %w", errWrite, err)
 	}
 	if _, err := c.nc.Write(b); err != nil {
-		return fmt.Errorf("%w: %w", errWrite, err)
+		return b, fmt.Errorf("%w: %w", errWrite, err)
 	}
-	return nil
+	return b, nil
 }

@@ -31,6 +31,8 @@ type testEnv struct {
 	srv  *Server
 	addr string
 	done chan error
+	// fsyncAlways opens the log with fsync=always instead of never.
+	fsyncAlways bool
 }
 
 // testLogger logs to stderr when KAFKAWIRE_DEBUG is set, else nowhere.
@@ -66,9 +68,22 @@ func newTestEnv(t testing.TB, opts Options) *testEnv {
 	return e
 }
 
+// newDurableTestEnv is newTestEnv on a log that fsyncs every append.
+func newDurableTestEnv(t testing.TB, opts Options) *testEnv {
+	t.Helper()
+	e := &testEnv{t: t, dir: t.TempDir(), fsyncAlways: true}
+	e.start(opts)
+	t.Cleanup(e.stop)
+	return e
+}
+
 func (e *testEnv) start(opts Options) {
 	e.t.Helper()
-	e.meta, e.ls, e.log = openLog(e.t, e.dir, logstore.SyncPolicy{Mode: logstore.SyncNever})
+	policy := syncNever()
+	if e.fsyncAlways {
+		policy = logstore.SyncPolicy{Mode: logstore.SyncAlways}
+	}
+	e.meta, e.ls, e.log = openLog(e.t, e.dir, policy)
 	opts.Store = e.meta
 	if opts.Logger == nil {
 		opts.Logger = testLogger()
