@@ -59,10 +59,11 @@ func endOffsets(t *testing.T, ctx context.Context, s *sluice, topic string) map[
 // codecIDs are the RecordBatch attribute values of the compression codecs.
 var codecIDs = map[string]uint8{"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
-// assertStoredCodec reads topic back with franz-go and checks that every
-// record came in a batch compressed with codec: Sluice keeps producers'
-// batches as sent.
-func assertStoredCodec(t *testing.T, ctx context.Context, s *sluice, topic, codec string) {
+// checkStored reads topic back with franz-go and checks that every record
+// came in a batch compressed with codec (unless codec is ""): Sluice keeps
+// producers' batches as sent; and, for an idempotent producer, that every
+// batch carries a producer ID.
+func checkStored(t *testing.T, ctx context.Context, s *sluice, topic, codec string, idempotent bool) {
 	t.Helper()
 	ends := endOffsets(t, ctx, s, topic)
 	var total int64
@@ -70,7 +71,10 @@ func assertStoredCodec(t *testing.T, ctx context.Context, s *sluice, topic, code
 		total += e
 	}
 	cl := kgoClient(t, s, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	want := codecIDs[codec]
+	want, ok := codecIDs[codec]
+	if !ok && codec != "" {
+		t.Fatalf("unknown codec %q", codec)
+	}
 	var n int64
 	for n < total {
 		fs := cl.PollFetches(ctx)
@@ -79,8 +83,12 @@ func assertStoredCodec(t *testing.T, ctx context.Context, s *sluice, topic, code
 		}
 		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
 		for _, r := range fs.Records() {
-			if got := r.Attrs.CompressionType(); got != want {
+			if got := r.Attrs.CompressionType(); codec != "" && got != want {
 				t.Fatalf("%s/%d offset %d: got compression %d, want %d (%s)", r.Topic, r.Partition, r.Offset, got, want, codec)
+			}
+			if idempotent && r.ProducerID < 0 {
+				t.Fatalf("%s/%d offset %d: got producer ID %d, want one from InitProducerId (the producer is idempotent)",
+					r.Topic, r.Partition, r.Offset, r.ProducerID)
 			}
 			n++
 		}

@@ -75,6 +75,7 @@ func TestKafkajs(t *testing.T) {
 		}
 	}
 
+	checkStored(t, ctx, s, topic, "", true)
 	ends := endOffsets(t, ctx, s, topic)
 	if len(ends) != partitions {
 		t.Errorf("topic has %d partitions, want %d", len(ends), partitions)

@@ -177,29 +177,41 @@ func checkKcatRecords(t *testing.T, recs []kcatRecord, keys, values []string) {
 }
 
 // TestKcatProduceConsumeCodecs: kcat -P produces 10,000 keyed messages with
-// each compression codec, and kcat -C -e reads them back byte for byte.
+// each compression codec (and once more with librdkafka's idempotent
+// producer), kcat -C -e reads them back byte for byte, and kcat -C -o -3
+// reads the last three of each partition, from inside compressed batches.
 func TestKcatProduceConsumeCodecs(t *testing.T) {
 	bin := kcat(t)
 	s := startSluice(t)
 	ctx := testContext(t, 2*time.Minute)
-	codecs := []string{"gzip", "snappy", "lz4", "zstd"}
+	cases := []struct {
+		name, codec string
+		idempotent  bool
+	}{
+		{name: "gzip", codec: "gzip"},
+		{name: "snappy", codec: "snappy"},
+		{name: "lz4", codec: "lz4"},
+		{name: "zstd", codec: "zstd"},
+		{name: "zstd-idempotent", codec: "zstd", idempotent: true},
+	}
 	topics := map[string]int32{}
-	for _, c := range codecs {
-		topics["kcat-"+c] = 3
+	for _, tc := range cases {
+		topics["kcat-"+tc.name] = 3
 	}
 	createTopics(t, ctx, s, topics)
 
-	for _, codec := range codecs {
-		t.Run(codec, func(t *testing.T) {
-			topic := "kcat-" + codec
-			keys, values := kcatMessages(codec, 10000)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := "kcat-" + tc.name
+			keys, values := kcatMessages(tc.name, 10000)
 			var in bytes.Buffer
 			for i := range keys {
 				in.WriteString(keys[i] + "\t" + values[i] + "\n")
 			}
-			if _, err := run(t, ctx, exec.Command(bin, "-b", s.kafkaAddr, "-P", "-t", topic, "-K", "\t", "-z", codec,
-				"-X", "acks=all", "-X", "linger.ms=20"), &in); err != nil {
-				t.Fatalf("kcat -P -z %s: %v", codec, err)
+			args := []string{"-b", s.kafkaAddr, "-P", "-t", topic, "-K", "\t", "-z", tc.codec,
+				"-X", "acks=all", "-X", "linger.ms=20", "-X", "enable.idempotence=" + strconv.FormatBool(tc.idempotent)}
+			if _, err := run(t, ctx, exec.Command(bin, args...), &in); err != nil {
+				t.Fatalf("kcat -P -z %s: %v", tc.codec, err)
 			}
 			out, err := run(t, ctx, exec.Command(bin, "-b", s.kafkaAddr, "-C", "-t", topic, "-o", "beginning", "-e",
 				"-f", kcatFormat), nil)
@@ -212,7 +224,29 @@ func TestKcatProduceConsumeCodecs(t *testing.T) {
 			}
 			checkKcatRecords(t, recs, keys, values)
 			// The batches are stored as the producer compressed them.
-			assertStoredCodec(t, ctx, s, topic, codec)
+			checkStored(t, ctx, s, topic, tc.codec, tc.idempotent)
+
+			// The tail: the last three records of each partition.
+			ends := endOffsets(t, ctx, s, topic)
+			out, err = run(t, ctx, exec.Command(bin, "-b", s.kafkaAddr, "-C", "-t", topic, "-o", "-3", "-e",
+				"-f", kcatFormat), nil)
+			if err != nil {
+				t.Fatalf("kcat -C -o -3 -e: %v", err)
+			}
+			tailRecs, err := parseKcat(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[int32][]int64{}
+			for _, r := range tailRecs {
+				got[r.partition] = append(got[r.partition], r.offset)
+			}
+			for _, p := range sortedPartitions(ends) {
+				want := []int64{ends[p] - 3, ends[p] - 2, ends[p] - 1}
+				if !slices.Equal(got[p], want) {
+					t.Errorf("kcat -o -3, partition %d: got offsets %v, want %v", p, got[p], want)
+				}
+			}
 		})
 	}
 }

@@ -18,14 +18,16 @@ import (
 
 // TestSarama: Sarama's sync producer sends keyed messages (each answered
 // with its partition and offset), and a Sarama consumer group reads every
-// one back and commits, in a child process, at the default protocol
-// version and at the newest one Sarama knows.
+// one back and commits, in a child process: at the default protocol version
+// with snappy, and at the newest version Sarama knows with zstd and the
+// idempotent producer.
 func TestSarama(t *testing.T) {
 	for _, tc := range []struct {
-		name, version string
+		name, version, codec string
+		idempotent           bool
 	}{
-		{"default", ""},
-		{"max", sarama.MaxVersion.String()},
+		{"default", "", "snappy", false},
+		{"max-idempotent", sarama.MaxVersion.String(), "zstd", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startSluice(t)
@@ -35,6 +37,7 @@ func TestSarama(t *testing.T) {
 			const n = 2000
 			out, err := run(t, ctx, childCmd("sarama", map[string]string{
 				"BROKERS": s.kafkaAddr, "TOPIC": topic, "GROUP": group, "N": strconv.Itoa(n), "VERSION": tc.version,
+				"CODEC": tc.codec, "IDEMPOTENT": strconv.FormatBool(tc.idempotent),
 			}), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -66,6 +69,7 @@ func TestSarama(t *testing.T) {
 					t.Errorf("%s: sent to partition/offset %v, read back at %v", v, at, got[v])
 				}
 			}
+			checkStored(t, ctx, s, topic, tc.codec, tc.idempotent)
 			ends := endOffsets(t, ctx, s, topic)
 			commits, err := s.groupOffsets(ctx, group)
 			if err != nil {
@@ -94,6 +98,13 @@ func saramaChild(ctx context.Context) error {
 		if cfg.Version, err = sarama.ParseKafkaVersion(v); err != nil {
 			return err
 		}
+	}
+	if err := cfg.Producer.Compression.UnmarshalText([]byte(childEnv("CODEC"))); err != nil {
+		return err
+	}
+	if childEnv("IDEMPOTENT") == "true" {
+		cfg.Producer.Idempotent = true
+		cfg.Net.MaxOpenRequests = 1
 	}
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll

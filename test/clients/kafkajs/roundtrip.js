@@ -1,7 +1,7 @@
 // kafkajs round trip against a running sluice serve, run by
 // test/clients/kafkajs_test.go. It creates a topic with kafkajs' admin
-// client, produces N keyed messages (the first half one per request, the
-// rest in batches), then reads them all back in a consumer group and
+// client, produces N keyed messages with the idempotent producer (the first
+// half one per request, the rest in gzip batches), then reads them all back in a consumer group and
 // disconnects, which commits. Settings come from the environment: BROKERS,
 // TOPIC, GROUP, N, PARTITIONS.
 //
@@ -44,7 +44,11 @@ async function main() {
   }
   await admin.disconnect();
 
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
   await producer.connect();
   const half = Math.floor(n / 2);
   for (let i = 0; i < half; i++) {
