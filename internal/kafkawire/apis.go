@@ -79,11 +79,17 @@ func apiTable() []api {
 		{key: 32, min: 0, max: 4, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
 			return s.handleDescribeConfigs(rc, r.(*kmsg.DescribeConfigsRequest))
 		}},
+		{key: 33, min: 0, max: 2, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
+			return s.handleAlterConfigs(rc, r.(*kmsg.AlterConfigsRequest))
+		}},
 		{key: 37, min: 0, max: 3, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
 			return s.handleCreatePartitions(rc, r.(*kmsg.CreatePartitionsRequest))
 		}},
 		{key: 42, min: 0, max: 2, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
 			return s.handleDeleteGroups(rc, r.(*kmsg.DeleteGroupsRequest))
+		}},
+		{key: 44, min: 0, max: 1, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
+			return s.handleIncrementalAlterConfigs(rc, r.(*kmsg.IncrementalAlterConfigsRequest))
 		}},
 		{key: 47, min: 0, max: 0, handle: func(s *Server, rc *request, r kmsg.Request) (kmsg.Response, error) {
 			return s.handleOffsetDelete(rc, r.(*kmsg.OffsetDeleteRequest))

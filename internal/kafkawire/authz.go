@@ -13,6 +13,7 @@ const (
 	opDescribeConfigs
 	opIdempotentWrite
 	opAlter
+	opAlterConfigs
 )
 
 type resourceType int8

@@ -253,7 +253,26 @@ func sampleRequests(tb testing.TB) map[int16]kmsg.Request {
 	cpr := kmsg.NewPtrCreatePartitionsRequest()
 	cpr.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: "fuzz", Count: 3}}
 	cpr.ValidateOnly = true
+	ac := kmsg.NewPtrAlterConfigsRequest()
+	ac.Resources = []kmsg.AlterConfigsRequestResource{
+		{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "fuzz",
+			Configs: []kmsg.AlterConfigsRequestResourceConfig{{Name: "retention.ms", Value: kmsg.StringPtr("1000")}}},
+		{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: "0"},
+	}
+	ac.ValidateOnly = true
+	iac := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	iac.Resources = []kmsg.IncrementalAlterConfigsRequestResource{
+		{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "fuzz", Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{
+			{Name: "retention.ms", Op: kmsg.IncrementalAlterConfigOpSet, Value: kmsg.StringPtr("1000")},
+			{Name: "retention.bytes", Op: kmsg.IncrementalAlterConfigOpDelete},
+			{Name: "cleanup.policy", Op: kmsg.IncrementalAlterConfigOpAppend, Value: kmsg.StringPtr("delete")},
+		}},
+		{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: "0"},
+	}
+	iac.ValidateOnly = true
 	return map[int16]kmsg.Request{
+		33: ac,
+		44: iac,
 		21: dr,
 		37: cpr,
 		11: jg,

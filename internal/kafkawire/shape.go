@@ -276,6 +276,17 @@ func requestShapes() map[int16]*shape {
 			since(wInt8, 1), // IncludeSynonyms
 			since(wInt8, 3), // IncludeDocumentation
 		),
+		33: fields( // AlterConfigs
+			array(fields(
+				always(wInt8),   // ResourceType
+				always(wString), // ResourceName
+				array(fields(
+					always(wString), // Name
+					always(wString), // Value
+				)),
+			)),
+			always(wInt8), // ValidateOnly
+		),
 		37: fields( // CreatePartitions
 			array(fields(
 				always(wString), // Topic
@@ -289,6 +300,18 @@ func requestShapes() map[int16]*shape {
 		),
 		42: fields( // DeleteGroups
 			array(prim(wString)), // Groups
+		),
+		44: fields( // IncrementalAlterConfigs
+			array(fields(
+				always(wInt8),   // ResourceType
+				always(wString), // ResourceName
+				array(fields(
+					always(wString), // Name
+					always(wInt8),   // Op
+					always(wString), // Value
+				)),
+			)),
+			always(wInt8), // ValidateOnly
 		),
 		47: fields( // OffsetDelete
 			always(wString), // Group
