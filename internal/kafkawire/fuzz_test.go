@@ -317,7 +317,7 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 		{0, 18, 0, 99, 0, 0, 0, 1, 0xff, 0xff},                                       // ApiVersions v99
 		{0, 18, 0, 3, 0, 0, 0, 1, 0xff, 0xff, 0, 1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}, // tag count
 		{0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0, 1},           // array length
-		{0, 11, 0, 5, 0, 0, 0, 1, 0xff, 0xff},                                        // not served
+		{0, 11, 0, 5, 0, 0, 0, 1, 0xff, 0xff},                                        // no body
 		fetchWithReplicaState(0xff, 0xff, 0xff, 0xff, 0x0f),                          // nested tags
 	}
 	for _, m := range malformed {

@@ -96,7 +96,7 @@ func TestUnsupportedClosesConnection(t *testing.T) {
 		{"metadata v13", 3, 13},
 		{"fetch v3", 1, 3},
 		{"list offsets v0", 2, 0},
-		{"join group (not served yet)", 11, 5},
+		{"join group without a body", 11, 5},
 		{"unknown key", 999, 0},
 		{"negative key", -5, 0},
 	} {
