@@ -334,7 +334,8 @@ func TestFranzGroupCooperativeKill(t *testing.T) {
 }
 
 // TestKadm: franz-go's admin client creates a topic with a config,
-// describes it and its configs, lists offsets, and deletes it.
+// describes it and its configs, alters a config, lists offsets, and deletes
+// it.
 func TestKadm(t *testing.T) {
 	s := startSluice(t)
 	ctx := testContext(t, time.Minute)
@@ -379,6 +380,27 @@ func TestKadm(t *testing.T) {
 	}
 	if retention != "3600000" {
 		t.Errorf("retention.ms: got %q, want %q", retention, "3600000")
+	}
+	alt, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr("7200000")}}, topic)
+	if err == nil {
+		var ar kadm.AlterConfigsResponse
+		if ar, err = alt.On(topic, nil); err == nil {
+			err = ar.Err
+		}
+	}
+	if err != nil {
+		t.Fatalf("alter configs: %v", err)
+	}
+	if cfgs, err = adm.DescribeTopicConfigs(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if rc, err = cfgs.On(topic, nil); err != nil || rc.Err != nil {
+		t.Fatalf("describe configs after alter: %v / %v", err, rc.Err)
+	}
+	for _, c := range rc.Configs {
+		if c.Key == "retention.ms" && c.MaybeValue() != "7200000" {
+			t.Errorf("retention.ms after alter: got %q, want %q", c.MaybeValue(), "7200000")
+		}
 	}
 
 	// Offsets: 10 records in partition 2, timestamps 1000 apart.
