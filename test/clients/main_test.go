@@ -3,7 +3,7 @@
 // its own server on a temporary data directory with port-0 listeners, and
 // runs the client as a separate process where it has one: kcat and node
 // are programs; franz-go and Sarama clients run in child processes that
-// re-execute this test binary (see child.go's roles).
+// re-execute this test binary (see child_test.go).
 //
 // TestMain builds the binary from this checkout, or uses the one
 // SLUICE_TEST_BINARY names. A test skips when its client is missing, unless SLUICE_TEST_REQUIRE_CLIENTS
