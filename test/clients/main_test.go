@@ -1,13 +1,16 @@
 // Package clients runs real Kafka clients against the built `sluice serve`
 // binary: kcat (librdkafka), franz-go, Sarama and kafkajs. Each test starts
-// its own server on a temporary data directory with port-0 listeners, and
-// runs the client as a separate process where it has one: kcat and node
-// are programs; franz-go and Sarama clients run in child processes that
-// re-execute this test binary (see child_test.go).
+// its own server on a temporary data directory with port-0 listeners and
+// runs the client as a separate process where it has one: kcat and node are
+// programs; the franz-go group members and the Sarama client run in child
+// processes that re-execute this test binary (see child_test.go); the
+// franz-go producer and admin checks run in the test process.
 //
 // TestMain builds the binary from this checkout, or uses the one
-// SLUICE_TEST_BINARY names. A test skips when its client is missing, unless SLUICE_TEST_REQUIRE_CLIENTS
-// is set (scripts/test sets it), in which case it fails.
+// SLUICE_TEST_BINARY names. A test skips when its client is missing, unless
+// SLUICE_TEST_REQUIRE_CLIENTS is set (scripts/test sets it), in which case it
+// fails. SLUICE_TEST_SERVER_LOG=1 prints the server's debug log after every
+// test, not only failed ones.
 package clients
 
 import (
