@@ -1,6 +1,9 @@
 package group
 
 import (
+	"bytes"
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -56,4 +59,32 @@ func (d Description) SubscribedTo(topic string) bool {
 		}
 	}
 	return false
+}
+
+// sameSubscription reports whether a member's protocols a and b subscribe
+// to the same topics under the selected protocol. For other protocol
+// types, whose metadata this package cannot read, it reports true.
+func sameSubscription(protocolType, protocol string, a, b []Protocol) bool {
+	if protocolType != ConsumerProtocolType {
+		return true
+	}
+	find := func(ps []Protocol) ([]byte, bool) {
+		for _, p := range ps {
+			if p.Name == protocol {
+				return p.Metadata, true
+			}
+		}
+		return nil, false
+	}
+	ma, oka := find(a)
+	mb, okb := find(b)
+	if !oka || !okb {
+		return false
+	}
+	var da, db kmsg.ConsumerMemberMetadata
+	if da.ReadFrom(ma) != nil || db.ReadFrom(mb) != nil {
+		return bytes.Equal(ma, mb)
+	}
+	ta, tb := slices.Sorted(slices.Values(da.Topics)), slices.Sorted(slices.Values(db.Topics))
+	return slices.Equal(slices.Compact(ta), slices.Compact(tb))
 }

@@ -790,3 +790,30 @@ func TestConsumerProtocolHelpers(t *testing.T) {
 		t.Error("ConsumerAssignment of garbage or nothing: want nil")
 	}
 }
+
+func TestSameSubscription(t *testing.T) {
+	meta := func(owned int32, topics ...string) []Protocol {
+		md := kmsg.NewConsumerMemberMetadata()
+		md.Version, md.Topics = 1, topics
+		if owned >= 0 {
+			md.OwnedPartitions = []kmsg.ConsumerMemberMetadataOwnedPartition{{Topic: topics[0], Partitions: []int32{owned}}}
+		}
+		return []Protocol{{Name: "cooperative-sticky", Metadata: md.AppendTo(nil)}}
+	}
+	for _, tt := range []struct {
+		name string
+		a, b []Protocol
+		want bool
+	}{
+		{"same topics, other owned partitions", meta(3, "a", "b"), meta(-1, "b", "a"), true},
+		{"other topics", meta(-1, "a"), meta(-1, "a", "c"), false},
+		{"protocol missing", meta(-1, "a"), []Protocol{{Name: "range"}}, false},
+	} {
+		if got := sameSubscription(ConsumerProtocolType, "cooperative-sticky", tt.a, tt.b); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if !sameSubscription("connect", "x", nil, nil) {
+		t.Error("other protocol type: got false, want true (Kafka's rule only)")
+	}
+}

@@ -365,10 +365,12 @@ func (c *Coordinator) updateAndRebalance(g *group, m *member, req JoinRequest) <
 // replaceStatic gives a rejoining static member (a restarted process with
 // the same group.instance.id) a new member ID in place of its old one,
 // whose requests are fenced from then on. A stable group keeps its
-// assignment and does not rebalance as long as the member's protocols and
-// metadata are unchanged. Kafka checks only that the selected protocol
-// stays the same; checking the metadata too means a member that restarted
-// with a new subscription gets it without waiting for the next rebalance.
+// assignment and does not rebalance when the selected protocol stays the
+// same (Kafka's rule) and, for consumers, the member's subscription is
+// unchanged: Kafka does not look at the subscription, so a member that
+// restarted with new topics would wait for some other rebalance to get
+// them. The raw metadata is not compared, because a cooperative consumer's
+// also lists the partitions it owns, which a restarted process has none of.
 func (c *Coordinator) replaceStatic(g *group, old *member, id string, req JoinRequest) (<-chan joinAnswer, JoinResult, error) {
 	oldLeader := g.leader
 	wasLeader := g.leader == old.id
@@ -385,7 +387,7 @@ func (c *Coordinator) replaceStatic(g *group, old *member, id string, req JoinRe
 		delete(g.pendingSync, old.id)
 		g.pendingSync[id] = true
 	}
-	unchanged := sameProtocols(old.protocols, req.Protocols)
+	unchanged := sameSubscription(g.protocolType, g.protocol, old.protocols, req.Protocols)
 	old.id = id
 	g.members[id] = old
 	g.static[req.InstanceID] = id
