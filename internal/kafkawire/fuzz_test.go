@@ -307,7 +307,7 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 	samples := sampleRequests(tb)
 	for _, kv := range []struct{ key, version int16 }{
 		{18, 3}, {3, 12}, {3, 0}, {0, 9}, {0, 3}, {1, 12}, {1, 4}, {2, 7}, {19, 7}, {20, 6},
-		{10, 6}, {8, 9}, {9, 8}, {9, 5}, {22, 4}, {32, 4},
+		{10, 6}, {8, 9}, {9, 8}, {9, 5}, {22, 4}, {32, 4}, {33, 0}, {33, 2}, {44, 0}, {44, 1},
 	} {
 		req := samples[kv.key]
 		req.SetVersion(kv.version)
