@@ -17,8 +17,12 @@ import (
 // read, which fixes their order in the log; the wait for their fsync and the
 // response are left to the connection's writer goroutine, and the connection
 // reads its next request meanwhile. A producer with several requests in
-// flight (franz-go and librdkafka keep up to five) then has them all share
-// fsyncs, instead of each waiting for its own behind the one before.
+// flight (librdkafka and the Java client keep up to five, idempotent or
+// not; franz-go's idempotent producer keeps one) then has them all share
+// fsyncs, instead of each waiting for its own behind the one before. The
+// appends of one request are also written one after another before any of
+// them waits, rather than each partition's goroutine writing and then
+// syncing in turn.
 //
 // Responses still leave in request order: the writer answers the pipelined
 // requests first in, first out, and any other request waits until every
