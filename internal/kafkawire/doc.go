@@ -16,8 +16,9 @@
 // Options.MaxRequestBytes) and the responses of at most a few pipelined
 // produce requests. A request is framed by a 4-byte size; a size above
 // MaxRequestBytes closes the connection before anything is allocated for it,
-// and the body buffer grows only as bytes arrive. The request header is version 1, or version 2 (with tagged fields)
-// when the request's version is flexible (KIP-482); responses use header
+// and the body buffer grows only as bytes arrive. The request header is
+// version 1, or version 2 (with tagged fields) when the request's version is
+// flexible (KIP-482); responses use header
 // version 0, or 1 when flexible, except that ApiVersions always answers with
 // header version 0 (KIP-511).
 //
