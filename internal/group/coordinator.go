@@ -274,35 +274,26 @@ func (c *Coordinator) Close() error {
 // with Kafka's codes, ctx.Err() when ctx ends first (the member stays in
 // the rebalance, as in Kafka), or ErrClosed.
 func (c *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, error) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return JoinResult{}, ErrClosed
-	}
-	w, res, err := c.join(req)
-	c.mu.Unlock()
-	if w == nil {
-		return res, err
-	}
-	select {
-	case r := <-w:
-		return r.res, r.err
-	case <-ctx.Done():
-		return JoinResult{}, ctx.Err()
-	case <-c.done:
-		return JoinResult{}, ErrClosed
-	}
+	return hold(ctx, c, func() (<-chan answer[JoinResult], JoinResult, error) { return c.join(req) })
 }
 
 // Sync handles a SyncGroup request. Followers wait for the leader's
 // assignments while the group is CompletingRebalance.
 func (c *Coordinator) Sync(ctx context.Context, req SyncRequest) (SyncResult, error) {
+	return hold(ctx, c, func() (<-chan answer[SyncResult], SyncResult, error) { return c.sync(req) })
+}
+
+// hold runs start, a join or a sync, under the lock, and when it holds the
+// request (a channel to wait on) waits for its answer, for ctx to end (the
+// member stays where it is in the rebalance, as in Kafka), or for Close.
+func hold[R any](ctx context.Context, c *Coordinator, start func() (<-chan answer[R], R, error)) (R, error) {
+	var zero R
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return SyncResult{}, ErrClosed
+		return zero, ErrClosed
 	}
-	w, res, err := c.sync(req)
+	w, res, err := start()
 	c.mu.Unlock()
 	if w == nil {
 		return res, err
@@ -311,9 +302,9 @@ func (c *Coordinator) Sync(ctx context.Context, req SyncRequest) (SyncResult, er
 	case r := <-w:
 		return r.res, r.err
 	case <-ctx.Done():
-		return SyncResult{}, ctx.Err()
+		return zero, ctx.Err()
 	case <-c.done:
-		return SyncResult{}, ErrClosed
+		return zero, ErrClosed
 	}
 }
 

@@ -58,8 +58,8 @@ type call[R any, A any] struct {
 	err error
 }
 
-type joinCall = call[JoinResult, joinAnswer]
-type syncCall = call[SyncResult, syncAnswer]
+type joinCall = call[JoinResult, answer[JoinResult]]
+type syncCall = call[SyncResult, answer[SyncResult]]
 
 func startJoin(t *testing.T, c *Coordinator, r JoinRequest) joinCall {
 	t.Helper()
@@ -79,9 +79,9 @@ func startSync(t *testing.T, c *Coordinator, r SyncRequest) syncCall {
 
 func answerOf(a any) (any, error) {
 	switch a := a.(type) {
-	case joinAnswer:
+	case answer[JoinResult]:
 		return a.res, a.err
-	case syncAnswer:
+	case answer[SyncResult]:
 		return a.res, a.err
 	}
 	panic("unknown answer")

@@ -13,13 +13,9 @@ import (
 // take the lock and then check that the group (and member) they were armed
 // for is still the current one, so a stale timer does nothing.
 
-type joinAnswer struct {
-	res JoinResult
-	err error
-}
-
-type syncAnswer struct {
-	res SyncResult
+// answer is what a held JoinGroup or SyncGroup request is released with.
+type answer[R any] struct {
+	res R
 	err error
 }
 
@@ -66,8 +62,8 @@ type member struct {
 	// gave up leaves joined set: the member still counts, as in Kafka,
 	// and its session then expires if it never heartbeats.
 	joined   bool
-	joinWait chan joinAnswer
-	syncWait chan syncAnswer
+	joinWait chan answer[JoinResult]
+	syncWait chan answer[SyncResult]
 	hbTimer  Timer
 }
 
@@ -200,8 +196,8 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // join runs a JoinGroup. It returns a channel to wait on, or the answer.
-func (c *Coordinator) join(req JoinRequest) (<-chan joinAnswer, JoinResult, error) {
-	fail := func(err error) (<-chan joinAnswer, JoinResult, error) {
+func (c *Coordinator) join(req JoinRequest) (<-chan answer[JoinResult], JoinResult, error) {
+	fail := func(err error) (<-chan answer[JoinResult], JoinResult, error) {
 		return nil, JoinResult{MemberID: req.MemberID}, err
 	}
 	switch {
@@ -245,7 +241,7 @@ func (c *Coordinator) acceptJoining(g *group, memberID string) bool {
 	return m != nil || len(g.members) < c.opts.MaxSize
 }
 
-func (c *Coordinator) joinNew(g *group, req JoinRequest) (<-chan joinAnswer, JoinResult, error) {
+func (c *Coordinator) joinNew(g *group, req JoinRequest) (<-chan answer[JoinResult], JoinResult, error) {
 	switch {
 	case g.state == Dead:
 		return nil, JoinResult{}, kerr.CoordinatorNotAvailable
@@ -268,8 +264,8 @@ func (c *Coordinator) joinNew(g *group, req JoinRequest) (<-chan joinAnswer, Joi
 	return c.addMember(g, id, req)
 }
 
-func (c *Coordinator) joinKnown(g *group, req JoinRequest) (<-chan joinAnswer, JoinResult, error) {
-	fail := func(err error) (<-chan joinAnswer, JoinResult, error) {
+func (c *Coordinator) joinKnown(g *group, req JoinRequest) (<-chan answer[JoinResult], JoinResult, error) {
+	fail := func(err error) (<-chan answer[JoinResult], JoinResult, error) {
 		return nil, JoinResult{MemberID: req.MemberID}, err
 	}
 	switch {
@@ -315,7 +311,7 @@ func (c *Coordinator) joinKnown(g *group, req JoinRequest) (<-chan joinAnswer, J
 
 // addMember adds a member, held in the join, and starts a rebalance if none
 // is in progress.
-func (c *Coordinator) addMember(g *group, id string, req JoinRequest) (<-chan joinAnswer, JoinResult, error) {
+func (c *Coordinator) addMember(g *group, id string, req JoinRequest) (<-chan answer[JoinResult], JoinResult, error) {
 	m := &member{id: id, instanceID: req.InstanceID, clientID: req.ClientID, clientHost: req.ClientHost,
 		protocolType: req.ProtocolType, protocols: req.Protocols, sessionTimeout: req.SessionTimeout,
 		rebalanceTimeout: req.RebalanceTimeout, isNew: true}
@@ -342,16 +338,16 @@ func (c *Coordinator) addMember(g *group, id string, req JoinRequest) (<-chan jo
 
 // await marks m as joined and returns the channel its answer goes to. A
 // held join that is superseded by another is told to rejoin.
-func (c *Coordinator) await(m *member) <-chan joinAnswer {
+func (c *Coordinator) await(m *member) <-chan answer[JoinResult] {
 	if m.joinWait != nil {
-		m.joinWait <- joinAnswer{JoinResult{MemberID: m.id}, kerr.RebalanceInProgress}
+		m.joinWait <- answer[JoinResult]{JoinResult{MemberID: m.id}, kerr.RebalanceInProgress}
 	}
-	w := make(chan joinAnswer, 1)
+	w := make(chan answer[JoinResult], 1)
 	m.joined, m.joinWait = true, w
 	return w
 }
 
-func (c *Coordinator) updateAndRebalance(g *group, m *member, req JoinRequest) <-chan joinAnswer {
+func (c *Coordinator) updateAndRebalance(g *group, m *member, req JoinRequest) <-chan answer[JoinResult] {
 	m.protocols, m.sessionTimeout, m.rebalanceTimeout = req.Protocols, req.SessionTimeout, req.RebalanceTimeout
 	m.clientID, m.clientHost = req.ClientID, req.ClientHost
 	w := c.await(m)
@@ -371,15 +367,15 @@ func (c *Coordinator) updateAndRebalance(g *group, m *member, req JoinRequest) <
 // restarted with new topics would wait for some other rebalance to get
 // them. The raw metadata is not compared, because a cooperative consumer's
 // also lists the partitions it owns, which a restarted process has none of.
-func (c *Coordinator) replaceStatic(g *group, old *member, id string, req JoinRequest) (<-chan joinAnswer, JoinResult, error) {
+func (c *Coordinator) replaceStatic(g *group, old *member, id string, req JoinRequest) (<-chan answer[JoinResult], JoinResult, error) {
 	oldLeader := g.leader
 	wasLeader := g.leader == old.id
 	if old.joinWait != nil {
-		old.joinWait <- joinAnswer{JoinResult{MemberID: old.id}, kerr.FencedInstanceID}
+		old.joinWait <- answer[JoinResult]{JoinResult{MemberID: old.id}, kerr.FencedInstanceID}
 		old.joinWait = nil
 	}
 	if old.syncWait != nil {
-		old.syncWait <- syncAnswer{err: kerr.FencedInstanceID}
+		old.syncWait <- answer[SyncResult]{err: kerr.FencedInstanceID}
 		old.syncWait = nil
 	}
 	delete(g.members, old.id)
@@ -561,7 +557,7 @@ func (c *Coordinator) completeJoin(g *group) {
 		g.pendingSync[id] = true
 		if m.joined {
 			if m.joinWait != nil {
-				m.joinWait <- joinAnswer{res: c.joinResult(g, m)}
+				m.joinWait <- answer[JoinResult]{res: c.joinResult(g, m)}
 			}
 			m.joined, m.joinWait = false, nil
 		}
@@ -597,7 +593,7 @@ func (c *Coordinator) syncDeadline(g *group) {
 	c.maybeForget(g)
 }
 
-func (c *Coordinator) sync(req SyncRequest) (<-chan syncAnswer, SyncResult, error) {
+func (c *Coordinator) sync(req SyncRequest) (<-chan answer[SyncResult], SyncResult, error) {
 	if req.Group == "" {
 		return nil, SyncResult{}, kerr.InvalidGroupID
 	}
@@ -632,9 +628,9 @@ func (c *Coordinator) sync(req SyncRequest) (<-chan syncAnswer, SyncResult, erro
 	}
 	// CompletingRebalance.
 	if m.syncWait != nil {
-		m.syncWait <- syncAnswer{err: kerr.RebalanceInProgress}
+		m.syncWait <- answer[SyncResult]{err: kerr.RebalanceInProgress}
 	}
-	w := make(chan syncAnswer, 1)
+	w := make(chan answer[SyncResult], 1)
 	m.syncWait = w
 	delete(g.pendingSync, m.id)
 	if g.leader == m.id {
@@ -644,7 +640,7 @@ func (c *Coordinator) sync(req SyncRequest) (<-chan syncAnswer, SyncResult, erro
 		g.state = Stable
 		for _, o := range g.members {
 			if o.syncWait != nil {
-				o.syncWait <- syncAnswer{res: SyncResult{ProtocolType: g.protocolType, Protocol: g.protocol, Assignment: o.assignment}}
+				o.syncWait <- answer[SyncResult]{res: SyncResult{ProtocolType: g.protocolType, Protocol: g.protocol, Assignment: o.assignment}}
 				o.syncWait = nil
 			}
 			c.scheduleHeartbeat(g, o)
@@ -659,7 +655,7 @@ func (c *Coordinator) failSyncs(g *group, err error) {
 	for _, m := range g.members {
 		m.assignment = nil
 		if m.syncWait != nil {
-			m.syncWait <- syncAnswer{err: err}
+			m.syncWait <- answer[SyncResult]{err: err}
 			m.syncWait = nil
 		}
 		c.scheduleHeartbeat(g, m)
@@ -718,11 +714,11 @@ func (c *Coordinator) removePending(g *group, id string) {
 // removeMember takes m out of the group (leave, expiry) and rebalances.
 func (c *Coordinator) removeMember(g *group, m *member, reason string) {
 	if m.joinWait != nil {
-		m.joinWait <- joinAnswer{JoinResult{}, kerr.UnknownMemberID}
+		m.joinWait <- answer[JoinResult]{JoinResult{}, kerr.UnknownMemberID}
 		m.joinWait = nil
 	}
 	if m.syncWait != nil {
-		m.syncWait <- syncAnswer{err: kerr.UnknownMemberID}
+		m.syncWait <- answer[SyncResult]{err: kerr.UnknownMemberID}
 		m.syncWait = nil
 	}
 	c.dropMember(g, m)
