@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -318,7 +319,8 @@ func TestServeKafkaEndToEnd(t *testing.T) {
 	bin := buildSluice(t)
 	broker := startSluice(t, bin, "serve", "--data-dir", filepath.Join(t.TempDir(), "data"),
 		"--http-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0", "--default-partitions", "2", "--log-format", "json")
-	waitReady(t, "http://"+broker.waitAddr(t))
+	brokerHTTP := "http://" + broker.waitAddr(t)
+	waitReady(t, brokerHTTP)
 	kafkaAddr := broker.waitKafkaAddr(t)
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("events"))
@@ -334,6 +336,34 @@ func TestServeKafkaEndToEnd(t *testing.T) {
 	if got := consumeValues(t, kafkaAddr, "events", 2); !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("consumed over Kafka: got %v, want [a b]", got)
 	}
+
+	// A static member of a Kafka consumer group shows in sluice group
+	// describe, with its kind and instance ID.
+	member, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.ConsumerGroup("billing"),
+		kgo.ConsumeTopics("events"), kgo.InstanceID("billing-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	if fs := member.PollRecords(ctx, 2); fs.Err() != nil {
+		t.Fatalf("group member: %v", fs.Err())
+	}
+	var describe string
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		out, err := exec.Command(bin, "group", "describe", "billing", "--server", brokerHTTP).CombinedOutput()
+		describe = string(out)
+		if err == nil && strings.Contains(describe, "billing-1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sluice group describe billing: %v\n%s", err, describe)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !regexp.MustCompile(`(?m)^\S+ +kafka +billing-1 +\S+ +\S+ +2 +-$`).MatchString(describe) {
+		t.Errorf("sluice group describe billing: got\n%s\nwant a member row of kind kafka, instance billing-1, 2 partitions", describe)
+	}
+	member.Close()
 
 	cluster := startSluice(t, bin, "serve", "--kafka-brokers", kafkaAddr, "--http-addr", "127.0.0.1:0", "--log-format", "json")
 	base := "http://" + cluster.waitAddr(t)

@@ -91,13 +91,13 @@ the partition is assigned to, if any.`,
 			}
 			if len(g.Members) > 0 {
 				fmt.Fprintln(w)
-				t = newTable(w, "MEMBER", "CLIENT", "HOST", "PARTITIONS", "LAST-SEEN")
+				t = newTable(w, "MEMBER", "KIND", "INSTANCE", "CLIENT", "HOST", "PARTITIONS", "LAST-SEEN")
 				for _, m := range g.Members {
 					lastSeen := "-"
 					if !m.LastSeen.IsZero() {
 						lastSeen = m.LastSeen.Local().Format(time.RFC3339)
 					}
-					t.row(m.MemberID, orDash(m.ClientID), orDash(m.ClientHost), len(m.Partitions), lastSeen)
+					t.row(m.MemberID, orDash(m.Kind), orDash(m.InstanceID), orDash(m.ClientID), orDash(m.ClientHost), len(m.Partitions), lastSeen)
 				}
 				return t.flush()
 			}

@@ -84,10 +84,13 @@ type Group struct {
 	Partitions []GroupPartition `json:"partitions"`
 }
 
-// Member is an active member of a group: a Kafka REST Proxy v2 consumer
-// instance, say.
+// Member is an active member of a group: a Kafka consumer on the Kafka
+// listener (Kind "kafka") or a Kafka REST Proxy v2 consumer instance (Kind
+// "rest_proxy").
 type Member struct {
+	Kind         string           `json:"kind"`
 	MemberID     string           `json:"member_id"`
+	InstanceID   string           `json:"instance_id,omitempty"`
 	ClientID     string           `json:"client_id,omitempty"`
 	ClientHost   string           `json:"client_host,omitempty"`
 	Topics       []string         `json:"topics"`
