@@ -175,26 +175,7 @@ func TestKafkaListenerLogsPort(t *testing.T) {
 // TestKafkaListenerBusyPort: a Kafka port in use fails Start and releases
 // the data directory.
 func TestKafkaListenerBusyPort(t *testing.T) {
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	dir := t.TempDir()
-	opts := testOptions(t, dir)
-	opts.KafkaAddr = busy.Addr().String()
-	s, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(t.Context()); err == nil || !strings.Contains(err.Error(), "kafka listener") {
-		t.Fatalf("Start on a busy Kafka port: got %v, want a kafka listener error", err)
-	}
-	l, err := dirlock.Acquire(dir)
-	if err != nil {
-		t.Fatalf("lock still held after a failed Start: %v", err)
-	}
-	l.Release()
+	startOnBusyPort(t, func(o *Options, addr string) { o.KafkaAddr = addr }, "kafka listener")
 }
 
 // TestShutdownDuringKafkaLongPoll: a fetch waiting for data does not hold up

@@ -160,26 +160,7 @@ func TestSecondServerOnSameDataDir(t *testing.T) {
 }
 
 func TestStartFailureReleasesEverything(t *testing.T) {
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	dir := t.TempDir()
-	opts := testOptions(t, dir)
-	opts.HTTPAddr = busy.Addr().String()
-	s, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(t.Context()); err == nil || !strings.Contains(err.Error(), "http listener") {
-		t.Fatalf("Start on a busy port: got %v, want an http listener error", err)
-	}
-	l, err := dirlock.Acquire(dir)
-	if err != nil {
-		t.Fatalf("lock still held after a failed Start: %v", err)
-	}
-	l.Release()
+	s := startOnBusyPort(t, func(o *Options, addr string) { o.HTTPAddr = addr }, "http listener")
 	if err := s.Start(t.Context()); err == nil {
 		t.Fatal("second Start: got nil, want an error")
 	}
@@ -276,4 +257,32 @@ func TestErrorBodyShape(t *testing.T) {
 	if len(body) != 2 || body["error_code"] != float64(400) || body["message"] != `bad "input"` {
 		t.Fatalf("got %v, want error_code 400 and the message", body)
 	}
+}
+
+// startOnBusyPort starts a server with one listener (set by setAddr) on a
+// port already in use, checks that Start fails with an error mentioning
+// wantErr and that the data directory is released, and returns the server.
+func startOnBusyPort(t *testing.T, setAddr func(o *Options, addr string), wantErr string) *Server {
+	t.Helper()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	opts := testOptions(t, dir)
+	setAddr(&opts, busy.Addr().String())
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err == nil || !strings.Contains(err.Error(), wantErr) {
+		t.Fatalf("Start on a busy port: got %v, want a %s error", err, wantErr)
+	}
+	l, err := dirlock.Acquire(dir)
+	if err != nil {
+		t.Fatalf("lock still held after a failed Start: %v", err)
+	}
+	l.Release()
+	return s
 }
