@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -99,36 +100,13 @@ func TestCrashRecovery(t *testing.T) {
 	if os.Getenv("SLUICE_TEST_LONG") != "" {
 		cycles = 1000
 	}
-	dir := t.TempDir()
-	cat := &fileCatalog{path: filepath.Join(dir, "catalog.json")}
-	opts := Options{Dir: filepath.Join(dir, "log"), Catalog: cat, Logger: quietLogger()}
-	{
-		l, err := Open(context.Background(), opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := l.CreateTopic(context.Background(), crashTopic, crashPartitions, map[string]string{"segment.bytes": "65536"}); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, opts := newCrashLog(t, crashTopic, crashPartitions, "65536")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	var acked []ack
 	hw := make([]int64, crashPartitions)
 	seq := 0
 	for cycle := 0; cycle < cycles; cycle++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v=false")
-		cmd.Env = append(os.Environ(), "SLUICE_CRASH_CHILD_DIR="+dir, "SLUICE_CRASH_CHILD_SEQ="+strconv.Itoa(seq))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, stdout := startCrashChild(t, "TestCrashChild", "SLUICE_CRASH_CHILD_DIR="+dir, "SLUICE_CRASH_CHILD_SEQ="+strconv.Itoa(seq))
 		lines := make(chan string, 1024)
 		go func() {
 			defer close(lines)
@@ -221,4 +199,41 @@ func verifyCrashLog(t *testing.T, cycle int, l *Log, acked []ack, hw []int64) {
 			t.Fatalf("cycle %d: batch at %d/%d ends at %d, acknowledged as %d", cycle, a.part, a.base, h.LastOffset(), a.last)
 		}
 	}
+}
+
+// newCrashLog creates a log with one topic in a new directory for a crash
+// test, closes it, and returns the directory and the options to reopen it.
+func newCrashLog(t *testing.T, topicName string, partitions int32, segmentBytes string) (string, Options) {
+	t.Helper()
+	dir := t.TempDir()
+	cat := &fileCatalog{path: filepath.Join(dir, "catalog.json")}
+	opts := Options{Dir: filepath.Join(dir, "log"), Catalog: cat, Logger: quietLogger()}
+	l, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.CreateTopic(context.Background(), topicName, partitions, map[string]string{"segment.bytes": segmentBytes}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, opts
+}
+
+// startCrashChild starts this test binary running only the test named run,
+// with env added to its environment, and returns it with its stdout.
+func startCrashChild(t *testing.T, run string, env ...string) (*exec.Cmd, io.ReadCloser) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.v=false")
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -88,33 +87,10 @@ func TestIdempotentCrash(t *testing.T) {
 	if os.Getenv("SLUICE_TEST_LONG") != "" {
 		cycles = 200
 	}
-	dir := t.TempDir()
-	cat := &fileCatalog{path: filepath.Join(dir, "catalog.json")}
-	opts := Options{Dir: filepath.Join(dir, "log"), Catalog: cat, Logger: quietLogger()}
-	{
-		l, err := Open(context.Background(), opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := l.CreateTopic(context.Background(), idemCrashTopic, idemCrashPartitions, map[string]string{"segment.bytes": "16384"}); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, opts := newCrashLog(t, idemCrashTopic, idemCrashPartitions, "16384")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
 	for cycle := 0; cycle < cycles; cycle++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestIdempotentCrashChild$", "-test.v=false")
-		cmd.Env = append(os.Environ(), "SLUICE_IDEM_CRASH_DIR="+dir, "SLUICE_IDEM_CRASH_CYCLE="+strconv.Itoa(cycle))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, stdout := startCrashChild(t, "TestIdempotentCrashChild", "SLUICE_IDEM_CRASH_DIR="+dir, "SLUICE_IDEM_CRASH_CYCLE="+strconv.Itoa(cycle))
 		sc := bufio.NewScanner(stdout)
 		if !sc.Scan() || sc.Text() != "ready" {
 			t.Fatalf("cycle %d: child did not start: %q", cycle, sc.Text())
