@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-dev/sluice/internal/client"
+	"github.com/sluice-dev/sluice/internal/units"
 )
 
 // maxLineBytes bounds one line of produce's input: the server's default
@@ -278,7 +279,7 @@ func runProduce(ctx context.Context, cl *client.Client, topic string, o produceO
 	if o.batchRecords < 1 {
 		return fmt.Errorf("--batch-records %d: want at least 1", o.batchRecords)
 	}
-	batchBytes, err := parseByteSize(o.batchBytes, 1, 1<<30)
+	batchBytes, err := units.ParseByteSize(o.batchBytes, 1, 1<<30)
 	if err != nil {
 		return fmt.Errorf("--batch-bytes %w", err)
 	}
@@ -431,7 +432,7 @@ func readBatches(ctx context.Context, in io.Reader, enc *produceEncoder, maxRecs
 		chunk, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			if len(long)+len(chunk) > maxLineBytes {
-				return fail(fmt.Errorf("line %d is longer than %s", lineNo+1, formatByteSize(maxLineBytes)))
+				return fail(fmt.Errorf("line %d is longer than %s", lineNo+1, units.FormatByteSize(maxLineBytes)))
 			}
 			long = append(long, chunk...)
 			continue

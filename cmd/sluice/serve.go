@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/logstore"
 	"github.com/sluice-dev/sluice/internal/server"
 	"github.com/sluice-dev/sluice/internal/stream/kafka"
+	"github.com/sluice-dev/sluice/internal/units"
 )
 
 // serveConfig is sluice serve's configuration as resolved from flags,
@@ -126,7 +127,7 @@ func (c *serveConfig) serverOptions(logOut io.Writer) (server.Options, error) {
 	if err := server.ValidateAddr(c.HTTPAddr); err != nil {
 		return server.Options{}, bad(&c.HTTPAddr, fmt.Errorf("http address %w", err))
 	}
-	maxBody, err := parseByteSize(c.HTTPMaxBody, 1<<10, 1<<30)
+	maxBody, err := units.ParseByteSize(c.HTTPMaxBody, 1<<10, 1<<30)
 	if err != nil {
 		return server.Options{}, bad(&c.HTTPMaxBody, fmt.Errorf("http max body %w", err))
 	}
@@ -172,7 +173,7 @@ func (c *serveConfig) embeddedOptions(bad func(*string, error) error) (server.Op
 	if err != nil || parts < 1 {
 		return server.Options{}, bad(&c.DefaultPart, fmt.Errorf("default partitions %q: want a whole number from 1", c.DefaultPart))
 	}
-	maxReq, err := parseByteSize(c.KafkaMaxReq, 1<<10, 1<<30)
+	maxReq, err := units.ParseByteSize(c.KafkaMaxReq, 1<<10, 1<<30)
 	if err != nil {
 		return server.Options{}, bad(&c.KafkaMaxReq, fmt.Errorf("kafka max request bytes %w", err))
 	}
@@ -233,42 +234,6 @@ func validateHostPort(addr string) error {
 		return fmt.Errorf("%q: port must be a number from 1 to 65535", addr)
 	}
 	return nil
-}
-
-// parseByteSize parses a size in bytes: a number, optionally followed by
-// KiB, MiB or GiB (case-insensitive), from min to max.
-func parseByteSize(s string, min, max int64) (int64, error) {
-	num, unit := s, int64(1)
-	for _, u := range []struct {
-		suffix string
-		n      int64
-	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"b", 1}} {
-		if strings.HasSuffix(strings.ToLower(s), u.suffix) {
-			num, unit = strings.TrimSpace(s[:len(s)-len(u.suffix)]), u.n
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q: want a number of bytes, optionally with KiB, MiB or GiB (such as 64MiB)", s)
-	}
-	if n > max/unit || n*unit < min || n*unit > max {
-		return 0, fmt.Errorf("%q: want %s to %s", s, formatByteSize(min), formatByteSize(max))
-	}
-	return n * unit, nil
-}
-
-// formatByteSize writes n in the largest of GiB, MiB and KiB that divides it.
-func formatByteSize(n int64) string {
-	for _, u := range []struct {
-		suffix string
-		n      int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.n && n%u.n == 0 {
-			return strconv.FormatInt(n/u.n, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
