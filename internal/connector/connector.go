@@ -53,6 +53,25 @@ type TransactionalSink interface {
 	LoadCheckpoint(ctx context.Context) (Checkpoint, error)
 }
 
+// StagingSink is a Sink whose records become durable later than Write
+// returns: a Parquet file is written whole and is visible only once it is
+// complete. Write stages the batch (into a temporary file, bounded in
+// memory) and returns; Flush completes what is staged and makes it durable
+// and visible. The runtime commits a batch's checkpoint only after a Flush
+// that followed its Write returned nil, so a crash loses staged records from
+// the sink but never from the source, which is read again from the last
+// committed checkpoint.
+type StagingSink interface {
+	Sink
+	// Flush makes every staged record durable and visible, atomically per
+	// file. After an error nothing staged is visible and the runtime
+	// resumes from its last committed checkpoint.
+	Flush(ctx context.Context) error
+	// FlushDue returns when the staged records should be flushed (a file
+	// reached its size, or its age), and false when nothing is staged.
+	FlushDue() (time.Time, bool)
+}
+
 // Batch is one write: records in source order, the positions they take the
 // pipeline to, and the callback for rejected records.
 type Batch struct {
