@@ -1,0 +1,13 @@
+//go:build unix && !linux
+
+package pgtest
+
+import "syscall"
+
+// sysProcAttr runs the server as cred, in its own process group (a ^C in
+// the terminal goes to the test binary, whose cleanup shuts it down).
+func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+}
+
+func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
