@@ -97,9 +97,9 @@ type Checkpoint []Position
 
 // Position is the next offset to read in one partition.
 type Position struct {
-	Topic     string
-	Partition int32
-	Offset    int64
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
 }
 
 // ErrPermanent marks sink errors that retrying cannot fix: a table that

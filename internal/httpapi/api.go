@@ -33,6 +33,8 @@ type Options struct {
 	// MaxConsumerInstances bounds the REST Proxy v2 consumer instances
 	// alive at once, over all groups. Default 1000.
 	MaxConsumerInstances int
+	// Pipelines, when set, is served under /v1/pipelines and /v1/apply.
+	Pipelines Pipelines
 }
 
 // DefaultMaxBodyBytes is the default request body limit.
@@ -91,6 +93,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerConsume(mux)
 	a.registerGroups(mux)
 	a.registerRESTProxyConsumers(mux)
+	a.registerPipelines(mux)
 }
 
 // handlerFunc is an API handler: it writes its response on success and

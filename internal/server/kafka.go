@@ -167,6 +167,9 @@ func (s *Server) startCluster(ctx context.Context) error {
 	if err := s.serveAPI(); err != nil {
 		return err
 	}
+	if err := s.startPipelines(ctx); err != nil {
+		return err
+	}
 	s.setPhase(phaseRunning)
 	s.logger.Info("ready", "http_addr", s.ln.Addr().String())
 	return nil

@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,6 +42,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/kafkawire"
 	"github.com/sluice-dev/sluice/internal/logstore"
 	"github.com/sluice-dev/sluice/internal/meta"
+	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/sluice-dev/sluice/internal/stream"
 	"github.com/sluice-dev/sluice/internal/stream/embedded"
 	"github.com/sluice-dev/sluice/internal/stream/kafka"
@@ -125,6 +127,12 @@ type Options struct {
 	// bodies get 413 without being read past the limit. Default
 	// httpapi.DefaultMaxBodyBytes (64 MiB).
 	HTTPMaxBodyBytes int64
+	// PipelineEnv resolves the ${VAR} references of pipeline specs.
+	// Default os.LookupEnv.
+	PipelineEnv func(string) (string, bool)
+	// Stdout is where pipelines with a stdout sink write. Default
+	// os.Stdout.
+	Stdout io.Writer
 }
 
 // clusterMode reports whether the log is an external Kafka cluster.
@@ -225,7 +233,10 @@ type Server struct {
 	kafkaDone chan struct{} // closed when the Kafka listener's Serve returns
 	kafkaErr  error         // what Serve returned, once kafkaDone is closed
 	pinger    *kgo.Client   // cluster mode: the readiness probe's client
-	stopErr   error
+	pipelines *pipeline.Manager
+	// stopPipelines ends the pipelines' context, after they were closed.
+	stopPipelines context.CancelFunc
+	stopErr       error
 
 	// mu guards the state that HTTP handlers read.
 	mu     sync.Mutex
@@ -358,6 +369,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := s.startKafkaListener(); err != nil {
 		return err
 	}
+	if err := s.startPipelines(ctx); err != nil {
+		return err
+	}
 	s.setPhase(phaseRunning)
 	s.logger.Info("ready", "http_addr", s.ln.Addr().String(), "kafka_addr", s.kafkaLn.Addr().String())
 	return nil
@@ -378,12 +392,25 @@ func (s *Server) listenHTTP() error {
 	return nil
 }
 
-// serveAPI creates the HTTP API over s.stream and adds its routes.
+// serveAPI creates the pipeline manager and the HTTP API over s.stream
+// and adds the API's routes. The pipelines start later, in startPipelines.
 func (s *Server) serveAPI() error {
+	pm, err := pipeline.New(pipeline.Options{
+		Log:        s.stream,
+		Registerer: s.reg,
+		Logger:     s.logger.With("component", "pipelines"),
+		Env:        s.opts.PipelineEnv,
+		Stdout:     s.opts.Stdout,
+	})
+	if err != nil {
+		return err
+	}
+	s.pipelines = pm
 	api, err := httpapi.New(s.stream, httpapi.Options{
 		MaxBodyBytes: s.opts.HTTPMaxBodyBytes,
 		Logger:       s.logger,
 		Registerer:   s.reg,
+		Pipelines:    pm,
 	})
 	if err != nil {
 		return fmt.Errorf("http api: %w", err)
@@ -392,6 +419,18 @@ func (s *Server) serveAPI() error {
 	s.routes() // the mux Handler built before the listener started
 	api.Register(s.mux)
 	s.apiServing.Store(true)
+	return nil
+}
+
+// startPipelines loads the stored pipeline specs and starts the
+// pipelines, which run until the server stops.
+func (s *Server) startPipelines(ctx context.Context) error {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if err := s.pipelines.Start(pctx); err != nil {
+		cancel()
+		return fmt.Errorf("pipelines: %w", err)
+	}
+	s.stopPipelines = cancel
 	return nil
 }
 
@@ -492,6 +531,16 @@ func (s *Server) stop(ctx context.Context) error {
 		<-s.serveDone
 	} else if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.pipelines != nil {
+		// Pipelines deliver what they hold and commit before the log
+		// they read and commit to closes.
+		if err := s.pipelines.Close(ctx); err != nil {
+			s.logger.Warn("pipelines still delivering at the shutdown deadline", "err", err)
+		}
+	}
+	if s.stopPipelines != nil {
+		s.stopPipelines()
 	}
 	if s.log != nil {
 		if err := s.log.Close(); err != nil {

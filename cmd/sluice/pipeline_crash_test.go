@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/internal/pgtest"
+)
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago, so
+// that a restarted server listens where its clients expect it.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestPipelineCrashLoop produces 200,000 records with franz-go's idempotent
+// producer into a sluice serve that runs a pipeline into PostgreSQL, and
+// SIGKILLs that process at random moments, restarting it each time, while
+// the records are being produced and delivered. PostgreSQL must end with
+// every record exactly once: in exactly-once mode into a table without a
+// key (a duplicate would show), and in at-least-once mode with upsert.
+func TestPipelineCrashLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash loop")
+	}
+	pg := pgtest.Start(t)
+	bin := buildSluice(t)
+	for _, tc := range []struct {
+		name, delivery, table, ddl, sink string
+	}{
+		{"exactly-once", "exactly-once", "orders_eo", "CREATE TABLE orders_eo (id bigint, payload text)",
+			`{postgres: {dsn: '${PG_DSN}', table: orders_eo}}`},
+		{"at-least-once upsert", "at-least-once", "orders_alo", "CREATE TABLE orders_alo (id bigint PRIMARY KEY, payload text)",
+			`{postgres: {dsn: '${PG_DSN}', table: orders_alo, mode: upsert, key: [id]}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pg.Exec(t, tc.ddl)
+			t.Setenv("PG_DSN", pg.DSN())
+			spec := fmt.Sprintf(`apiVersion: sluice.dev/v1
+kind: Pipeline
+metadata: {name: crash}
+spec:
+  source: {topic: orders, startFrom: earliest}
+  sink: %s
+  delivery: %s
+  batch: {maxRecords: 2000, maxWait: 50ms}
+  retry: {initialBackoff: 50ms, maxBackoff: 1s, maxAttempts: 100}
+`, tc.sink, tc.delivery)
+			crashLoop(t, bin, pg, spec, tc.table)
+		})
+	}
+}
+
+func crashLoop(t *testing.T, bin string, pg *pgtest.Server, spec, table string) {
+	const total = 200_000
+	dir := t.TempDir()
+	httpAddr, kafkaAddr := freePort(t), freePort(t)
+	args := []string{"serve", "--data-dir", dir, "--http-addr", httpAddr, "--kafka-addr", kafkaAddr, "--log-format", "json"}
+	base := "http://" + httpAddr
+	proc := startSluice(t, bin, args...)
+	proc.waitAddr(t)
+	waitReady(t, base)
+	if code, body := httpPost(t, base+"/v1/topics", `{"name": "orders", "partitions": 3}`); code != http.StatusCreated {
+		t.Fatalf("create topic: %d %s", code, body)
+	}
+	req, err := http.NewRequest(http.MethodPut, base+"/v1/pipelines/crash", strings.NewReader(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("put pipeline: %s", resp.Status)
+	}
+
+	// The producer: idempotent (franz-go's default), retrying across the
+	// restarts, so that the log holds every record exactly once.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.DefaultProduceTopic("orders"),
+		kgo.RecordRetries(1_000_000), kgo.RetryTimeout(5*time.Minute), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var acked, failed atomic.Int64
+	var firstErr atomic.Value
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		payload := strings.Repeat("x", 150)
+		for i := 0; i < total; i++ {
+			v := `{"id":` + strconv.Itoa(i) + `,"payload":"` + payload + `"}`
+			cl.Produce(context.Background(), &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: []byte(v)}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				acked.Add(1)
+			})
+			if i%2000 == 1999 {
+				time.Sleep(40 * time.Millisecond) // spread the load over the kills
+			}
+		}
+		if err := cl.Flush(context.Background()); err != nil {
+			firstErr.CompareAndSwap(nil, err)
+		}
+	}()
+
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, seed>>1))
+	t.Logf("kill schedule seed %d", seed)
+	kills := 0
+	for kills < 5 || !isClosed(produced) {
+		time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
+		if err := proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		proc.waitExit(t, 10*time.Second)
+		kills++
+		t.Logf("kill %d: %d records acknowledged so far, %d rows", kills, acked.Load(), rows(t, pg, table))
+		proc = startSluice(t, bin, args...)
+		proc.waitAddr(t)
+		waitReady(t, base)
+		if kills > 30 {
+			t.Fatal("the producer did not finish after 30 kills")
+		}
+	}
+	<-produced
+	if err, _ := firstErr.Load().(error); err != nil || failed.Load() > 0 {
+		t.Fatalf("%d records failed to produce: %v", failed.Load(), err)
+	}
+	if got := acked.Load(); got != total {
+		t.Fatalf("got %d records acknowledged, want %d", got, total)
+	}
+
+	deadline := time.Now().Add(2 * time.Minute)
+	for rows(t, pg, table) < total && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Give a duplicate time to show.
+	time.Sleep(time.Second)
+	n := pg.QueryInt(t, "SELECT count(*) FROM "+table)
+	distinct := pg.QueryInt(t, "SELECT count(DISTINCT id) FROM "+table)
+	lo := pg.QueryInt(t, "SELECT coalesce(min(id), -1) FROM "+table)
+	hi := pg.QueryInt(t, "SELECT coalesce(max(id), -1) FROM "+table)
+	if n != total || distinct != total || lo != 0 || hi != total-1 {
+		t.Fatalf("after %d kills: got %d rows, %d distinct ids from %d to %d; want %d rows, ids 0 to %d once each",
+			kills, n, distinct, lo, hi, total, total-1)
+	}
+}
+
+func rows(t *testing.T, pg *pgtest.Server, table string) int64 {
+	t.Helper()
+	return pg.QueryInt(t, "SELECT count(*) FROM "+table)
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,361 @@
+// Package pipeline is the pipeline runtime: each pipeline consumes its
+// source topic, runs the records through its processors and delivers them
+// to its sink in batches, committing the source positions only after the
+// sink acknowledged every record up to them. A Manager keeps the specs,
+// runs one goroutine per pipeline and restarts a pipeline, and only that
+// one, when its spec changes.
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/internal/process"
+	"github.com/sluice-dev/sluice/internal/resource"
+	"github.com/sluice-dev/sluice/internal/stream"
+)
+
+// Errors of Manager methods.
+var (
+	ErrNotFound = errors.New("pipeline not found")
+	ErrInvalid  = errors.New("invalid pipeline")
+)
+
+// Options configures a Manager.
+type Options struct {
+	Log        stream.Log
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// Env resolves ${VAR} references of specs when a pipeline starts
+	// (default os.LookupEnv): secrets live in the server's environment,
+	// not in the specs.
+	Env func(string) (string, bool)
+	// Stdout is where stdout sinks write (default os.Stdout).
+	Stdout io.Writer
+	// OpenSink opens sinks (default: the connectors of this repository).
+	OpenSink SinkOpener
+	Now      func() time.Time
+}
+
+// Manager runs pipelines. Its methods are safe for concurrent use.
+type Manager struct {
+	opts  Options
+	env   *env
+	store *specStore
+
+	mu        sync.Mutex
+	pipelines map[string]*managed
+	ctx       context.Context // the runners' parent, set by Start
+	closed    bool
+}
+
+// managed is one pipeline: its stored spec and, while it runs, its runner.
+type managed struct {
+	spec    resource.Pipeline // as stored
+	stored  []byte
+	runner  *runner
+	cancel  context.CancelFunc
+	done    chan struct{}
+	startEr error // why it could not start (bad ${VAR}, processors)
+}
+
+// New returns a Manager; Start loads the specs and starts the pipelines.
+func New(opts Options) (*Manager, error) {
+	if opts.Log == nil {
+		return nil, errors.New("pipeline: a log is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Env == nil {
+		opts.Env = os.LookupEnv
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline metrics: %w", err)
+	}
+	mgr := &Manager{opts: opts, store: &specStore{log: opts.Log}, pipelines: make(map[string]*managed)}
+	mgr.env = &env{log: opts.Log, metrics: m, now: opts.Now, openSink: opts.OpenSink}
+	if mgr.env.openSink == nil {
+		mgr.env.openSink = mgr.openSink
+	}
+	return mgr, nil
+}
+
+// Start loads the stored specs and starts every pipeline that is not
+// paused. The pipelines run until ctx ends or Close.
+func (m *Manager) Start(ctx context.Context) error {
+	specs, err := m.store.load(ctx)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ctx = ctx
+	for key, raw := range specs {
+		name, ok := cutKind(key, resource.KindPipeline)
+		if !ok {
+			continue
+		}
+		var p resource.Pipeline
+		if err := json.Unmarshal(raw, &p); err != nil {
+			m.opts.Logger.Error("stored pipeline spec does not decode; skipping it", "pipeline", name, "err", err)
+			continue
+		}
+		mp := &managed{spec: p, stored: raw}
+		m.pipelines[name] = mp
+		m.startLocked(mp)
+	}
+	return nil
+}
+
+// Close stops every pipeline, each delivering what it holds first.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed = true
+	var all []*managed
+	for _, mp := range m.pipelines {
+		all = append(all, mp)
+	}
+	m.mu.Unlock()
+	for _, mp := range all {
+		if err := m.stop(ctx, mp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startLocked starts mp's runner unless it is paused. Errors that keep
+// it from starting are kept for describe.
+func (m *Manager) startLocked(mp *managed) {
+	name := mp.spec.Metadata.Name
+	m.env.metrics.setState(name, StatePaused)
+	mp.startEr = nil
+	if mp.spec.Spec.Paused || m.ctx == nil || m.closed {
+		return
+	}
+	r, err := m.newRunner(&mp.spec)
+	if err != nil {
+		mp.startEr = err
+		m.env.metrics.setState(name, StateFailed)
+		m.opts.Logger.Error("pipeline cannot start", "pipeline", name, "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	mp.runner, mp.cancel, mp.done = r, cancel, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		r.run(ctx)
+	}(mp.done)
+}
+
+// stop stops mp's runner and waits for it.
+func (m *Manager) stop(ctx context.Context, mp *managed) error {
+	m.mu.Lock()
+	cancel, done := mp.cancel, mp.done
+	m.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("stop pipeline %s: %w", mp.spec.Metadata.Name, ctx.Err())
+	}
+	m.mu.Lock()
+	if mp.done == done {
+		mp.runner, mp.cancel, mp.done = nil, nil, nil
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// newRunner expands the spec, fills in defaults and compiles the
+// processors.
+func (m *Manager) newRunner(stored *resource.Pipeline) (*runner, error) {
+	p, err := resource.Expand(stored, m.opts.Env)
+	if err != nil {
+		return nil, err
+	}
+	p.Spec = p.WithDefaults()
+	chain, err := process.NewChain(p.Spec.Processors, process.Options{})
+	if err != nil {
+		return nil, err
+	}
+	name := p.Metadata.Name
+	return &runner{spec: *p, name: name, env: m.env, chain: chain,
+		log:    m.opts.Logger.With("pipeline", name),
+		status: Status{State: StateStarting}}, nil
+}
+
+// Put creates or replaces a pipeline, stores it, and restarts it when its
+// spec changed. It reports whether anything changed. The spec must have
+// been validated (resource.Parse or resource.Validate).
+func (m *Manager) Put(ctx context.Context, p *resource.Pipeline) (changed bool, err error) {
+	name := p.Metadata.Name
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	m.mu.Lock()
+	old := m.pipelines[name]
+	m.mu.Unlock()
+	if old != nil && bytes.Equal(old.stored, raw) {
+		return false, nil
+	}
+	if err := m.store.put(ctx, pipelineKey(name), raw); err != nil {
+		return false, err
+	}
+	if old != nil {
+		// A graceful restart of this pipeline only: it delivers what it
+		// holds, then the new spec starts from the committed positions.
+		if err := m.stop(ctx, old); err != nil {
+			return true, err
+		}
+	}
+	mp := &managed{spec: *p, stored: raw}
+	m.mu.Lock()
+	m.pipelines[name] = mp
+	m.startLocked(mp)
+	m.mu.Unlock()
+	return true, nil
+}
+
+// Delete stops a pipeline and forgets its spec. Its committed offsets stay
+// (as a consumer group) until the group is deleted.
+func (m *Manager) Delete(ctx context.Context, name string) error {
+	m.mu.Lock()
+	mp := m.pipelines[name]
+	m.mu.Unlock()
+	if mp == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if err := m.stop(ctx, mp); err != nil {
+		return err
+	}
+	if err := m.store.put(ctx, pipelineKey(name), nil); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.pipelines, name)
+	m.mu.Unlock()
+	m.env.metrics.forget(name)
+	return nil
+}
+
+// Pause stops a pipeline, keeping its checkpoints; Resume starts it again,
+// and restarts a failed one.
+func (m *Manager) Pause(ctx context.Context, name string) error {
+	return m.setPaused(ctx, name, true)
+}
+
+// Resume starts a paused or failed pipeline.
+func (m *Manager) Resume(ctx context.Context, name string) error {
+	return m.setPaused(ctx, name, false)
+}
+
+func (m *Manager) setPaused(ctx context.Context, name string, paused bool) error {
+	m.mu.Lock()
+	mp := m.pipelines[name]
+	m.mu.Unlock()
+	if mp == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	p := mp.spec
+	p.Spec.Paused = paused
+	changed, err := m.Put(ctx, &p)
+	if err != nil || changed || paused {
+		return err
+	}
+	// Unchanged and not paused: restart it if it failed or could not start.
+	st := m.describe(mp)
+	if st.State != StateFailed {
+		return nil
+	}
+	if err := m.stop(ctx, mp); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.startLocked(mp)
+	m.mu.Unlock()
+	return nil
+}
+
+// Pipeline is a pipeline's spec, as stored, and its status.
+type Pipeline struct {
+	Spec   resource.Pipeline
+	Status Status
+}
+
+// Get returns one pipeline.
+func (m *Manager) Get(name string) (Pipeline, error) {
+	m.mu.Lock()
+	mp := m.pipelines[name]
+	m.mu.Unlock()
+	if mp == nil {
+		return Pipeline{}, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	return Pipeline{Spec: mp.spec, Status: m.describe(mp)}, nil
+}
+
+// List returns every pipeline, sorted by name.
+func (m *Manager) List() []Pipeline {
+	m.mu.Lock()
+	all := make([]*managed, 0, len(m.pipelines))
+	for _, mp := range m.pipelines {
+		all = append(all, mp)
+	}
+	m.mu.Unlock()
+	out := make([]Pipeline, len(all))
+	for i, mp := range all {
+		out[i] = Pipeline{Spec: mp.spec, Status: m.describe(mp)}
+	}
+	slices.SortFunc(out, func(a, b Pipeline) int {
+		return cmpString(a.Spec.Metadata.Name, b.Spec.Metadata.Name)
+	})
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (m *Manager) describe(mp *managed) Status {
+	m.mu.Lock()
+	r, startErr, paused := mp.runner, mp.startEr, mp.spec.Spec.Paused
+	m.mu.Unlock()
+	switch {
+	case startErr != nil:
+		return Status{State: StateFailed, Error: startErr.Error()}
+	case r == nil && paused:
+		return Status{State: StatePaused}
+	case r == nil:
+		return Status{State: StateStarting}
+	}
+	return r.snapshot()
+}

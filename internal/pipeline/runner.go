@@ -1,0 +1,651 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/process"
+	"github.com/sluice-dev/sluice/internal/resource"
+	"github.com/sluice-dev/sluice/internal/stream"
+)
+
+// States of a pipeline.
+const (
+	StateStarting = "starting" // opening the sink, loading checkpoints
+	StateRunning  = "running"
+	StateRetrying = "retrying" // a delivery failed; waiting to try again
+	StatePaused   = "paused"
+	StateFailed   = "failed" // the retry budget is spent or the error is permanent; resume restarts it
+)
+
+func allStates() []string {
+	return []string{StateStarting, StateRunning, StateRetrying, StatePaused, StateFailed}
+}
+
+// Status is what a pipeline is doing, for describe and the HTTP API.
+type Status struct {
+	State string `json:"state"`
+	// Error is the last delivery error, kept while retrying and once
+	// failed; ErrorTime when it happened; Attempt how many consecutive
+	// attempts have failed; RetryAt when the next one starts.
+	Error     string    `json:"error,omitempty"`
+	ErrorTime time.Time `json:"error_time,omitzero"`
+	Attempt   int       `json:"attempt,omitempty"`
+	RetryAt   time.Time `json:"retry_at,omitzero"`
+	// Positions are the committed checkpoints: the next offset of each
+	// source partition.
+	Positions []connector.Position `json:"positions"`
+	// Lag is the records of the source not committed yet.
+	Lag int64 `json:"lag"`
+	// Counters since the server started.
+	RecordsRead         int64     `json:"records_read"`
+	RecordsWritten      int64     `json:"records_written"`
+	RecordsDropped      int64     `json:"records_dropped"`
+	RecordsDeadLettered int64     `json:"records_dead_lettered"`
+	InFlightBytes       int64     `json:"in_flight_bytes"`
+	StartedAt           time.Time `json:"started_at,omitzero"`
+}
+
+// Limits of a running pipeline that specs do not set.
+const (
+	// fetchBytes is how much one partition fetch asks for.
+	fetchBytes = 1 << 20
+	// minInFlight is the least in-flight budget a pipeline gets.
+	minInFlight = 16 << 20
+	// discoverEvery is how often a running pipeline looks for partitions
+	// added to its source topic.
+	discoverEvery = 10 * time.Second
+	// stopTimeout bounds the last delivery of a pipeline being stopped.
+	stopTimeout = 30 * time.Second
+)
+
+// Header keys of dead-letter records.
+const (
+	HeaderPipeline        = "sluice.pipeline"
+	HeaderStage           = "sluice.stage"
+	HeaderError           = "sluice.error"
+	HeaderSourceTopic     = "sluice.source.topic"
+	HeaderSourcePartition = "sluice.source.partition"
+	HeaderSourceOffset    = "sluice.source.offset"
+)
+
+// errNoDeadLetter stops a pipeline that has no dead-letter topic when a
+// record fails: dropping it silently is not an option.
+var errNoDeadLetter = errors.New("the pipeline has no deadLetter topic, so it stops rather than drop the record")
+
+// runner runs one pipeline until its context ends or it fails.
+type runner struct {
+	spec  resource.Pipeline // expanded, with defaults
+	name  string
+	env   *env
+	chain *process.Chain
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	status Status
+}
+
+// env is what runners share: the log, metrics and how sinks are opened.
+type env struct {
+	log      stream.Log
+	metrics  *metrics
+	openSink SinkOpener
+	now      func() time.Time
+}
+
+// SinkOpener opens the sink of a pipeline spec. chain is the pipeline's
+// compiled processors (sinks take its JSON Schema).
+type SinkOpener func(ctx context.Context, p *resource.Pipeline, chain *process.Chain) (connector.Sink, error)
+
+func (r *runner) snapshot() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	s.Positions = slices.Clone(s.Positions)
+	return s
+}
+
+func (r *runner) setState(state string) {
+	r.mu.Lock()
+	r.status.State = state
+	if state == StateRunning {
+		r.status.RetryAt = time.Time{}
+	}
+	r.mu.Unlock()
+	r.env.metrics.setState(r.name, state)
+}
+
+func (r *runner) setError(state string, err error, attempt int, retryAt time.Time) {
+	r.mu.Lock()
+	r.status.State = state
+	r.status.Error = err.Error()
+	r.status.ErrorTime = r.env.now()
+	r.status.Attempt = attempt
+	r.status.RetryAt = retryAt
+	r.mu.Unlock()
+	r.env.metrics.setState(r.name, state)
+}
+
+// run runs the pipeline, restarting it from its last checkpoint after a
+// failed delivery, with exponential backoff and jitter, until the retry
+// budget of consecutive failures is spent or an error is permanent.
+// Attempts count from the last delivery that committed.
+func (r *runner) run(ctx context.Context) {
+	retry := r.spec.Spec.Retry
+	attempt := 0
+	for {
+		r.setState(StateStarting)
+		progressed, err := r.runOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("pipeline stopped without an error")
+		}
+		if progressed {
+			attempt = 0
+		}
+		attempt++
+		if errors.Is(err, connector.ErrPermanent) || attempt >= retry.MaxAttempts {
+			if !errors.Is(err, connector.ErrPermanent) {
+				err = fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+			}
+			r.log.Error("pipeline failed; it restarts on resume or when its spec changes", "err", err)
+			r.setError(StateFailed, err, attempt, time.Time{})
+			return
+		}
+		d := backoff(retry.InitialBackoff.D(), retry.MaxBackoff.D(), attempt)
+		r.log.Warn("pipeline delivery failed; retrying", "err", err, "attempt", attempt, "backoff", d)
+		r.setError(StateRetrying, err, attempt, r.env.now().Add(d))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is the wait before attempt n+1: initial doubled per attempt,
+// capped at max, plus up to a fifth more at random so that pipelines
+// failing together do not retry together. The jitter only adds, so the
+// retry budget lasts at least the sum of the backoffs: with the defaults
+// (100ms to 30s, 10 attempts), 51 s of outage before the pipeline fails.
+func backoff(initial, max time.Duration, n int) time.Duration {
+	d := initial
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return d + rand.N(d/5+1)
+}
+
+// batch is the records a pipeline holds between its source and its sink.
+type batch struct {
+	records []*connector.Record
+	failed  []connector.Rejection // failed in a processor
+	bytes   int64
+	cost    int64
+	// positions are where the source has got to (records dropped or
+	// failed included); dirty says they moved since the last commit.
+	positions map[int32]int64
+	dirty     bool
+	started   time.Time
+}
+
+func (b *batch) reset() {
+	clear(b.records)
+	b.records = b.records[:0]
+	clear(b.failed)
+	b.failed = b.failed[:0]
+	b.bytes, b.cost, b.dirty = 0, 0, false
+}
+
+func (b *batch) checkpoint(topic string) connector.Checkpoint {
+	cp := make(connector.Checkpoint, 0, len(b.positions))
+	for p, off := range b.positions {
+		cp = append(cp, connector.Position{Topic: topic, Partition: p, Offset: off})
+	}
+	slices.SortFunc(cp, func(a, b connector.Position) int { return int(a.Partition - b.Partition) })
+	return cp
+}
+
+// runOnce opens the sink, loads the checkpoints and moves records until
+// ctx ends (then it delivers what it holds and returns nil) or something
+// fails. progressed says whether it committed anything.
+func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
+	spec := &r.spec.Spec
+	topic := spec.Source.Topic
+	info, err := r.env.log.DescribeTopic(ctx, topic)
+	if err != nil {
+		return false, fmt.Errorf("source topic %s: %w", topic, err)
+	}
+	sink, err := r.env.openSink(ctx, &r.spec, r.chain)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if cerr := sink.Close(context.WithoutCancel(ctx)); cerr != nil {
+			r.log.Warn("close sink", "err", cerr)
+		}
+	}()
+	var dlq *deadLetter
+	if spec.DeadLetter != nil {
+		if dlq, err = newDeadLetter(ctx, r.env.log, r.name, spec.DeadLetter.Topic, len(info.Partitions)); err != nil {
+			return false, err
+		}
+	}
+	positions, err := r.loadPositions(ctx, sink, info)
+	if err != nil {
+		return false, err
+	}
+
+	srcCtx, stopSource := context.WithCancel(ctx)
+	inFlight := max(int64(spec.Batch.MaxBytes)*4, minInFlight)
+	bud := newBudget(inFlight)
+	src := newSource(r.env.log, topic, bud, fetchBytes, r.log)
+	for p, off := range positions {
+		src.start(srcCtx, p, off)
+	}
+	defer func() {
+		stopSource()
+		// Unblock fetchers waiting to send, then wait for them.
+		done := make(chan struct{})
+		go func() { src.wait(); close(done) }()
+		for {
+			select {
+			case c := <-src.out:
+				bud.release(c.cost)
+				continue
+			case <-done:
+			}
+			break
+		}
+		r.env.metrics.inFlight.WithLabelValues(r.name).Set(0)
+	}()
+
+	d := &delivery{r: r, sink: sink, dlq: dlq, topic: topic, group: spec.Source.Group, budget: bud,
+		committed: maps(positions), hwm: make(map[int32]int64)}
+	if ts, ok := sink.(connector.TransactionalSink); ok && spec.Delivery == resource.ExactlyOnce {
+		d.tx = ts
+	}
+	d.staging, _ = sink.(connector.StagingSink)
+	b := &batch{positions: maps(positions)}
+	r.setCommitted(d.committed, 0)
+	r.mu.Lock()
+	r.status.StartedAt = r.env.now()
+	r.mu.Unlock()
+	r.setState(StateRunning)
+
+	maxWait := spec.Batch.MaxWait.D()
+	waitTimer := time.NewTimer(time.Hour)
+	waitTimer.Stop()
+	defer waitTimer.Stop()
+	stageTimer := time.NewTimer(time.Hour)
+	stageTimer.Stop()
+	defer stageTimer.Stop()
+	discover := time.NewTicker(discoverEvery)
+	defer discover.Stop()
+
+	deliver := func(ctx context.Context) error {
+		waitTimer.Stop()
+		if err := d.deliver(ctx, b); err != nil {
+			return err
+		}
+		progressed = true
+		if d.staging != nil {
+			if due, ok := d.staging.FlushDue(); ok {
+				stageTimer.Reset(max(due.Sub(r.env.now()), 0))
+			}
+		}
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			// A graceful stop: deliver what is held, so that a restart
+			// (a spec change, a shutdown) re-reads nothing.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+			defer cancel()
+			if err := deliver(sctx); err != nil {
+				r.log.Warn("last delivery before stopping failed; the records will be read again", "err", err)
+			} else if err := d.flushStaged(sctx); err != nil {
+				r.log.Warn("last flush before stopping failed; the records will be read again", "err", err)
+			}
+			return progressed, nil
+		case err := <-src.errc:
+			return progressed, err
+		case c := <-src.out:
+			full, err := r.take(ctx, b, c, d)
+			if err != nil {
+				return progressed, err
+			}
+			if full {
+				if err := deliver(ctx); err != nil {
+					return progressed, err
+				}
+			} else if (len(b.records) > 0 || b.dirty || len(b.failed) > 0) && b.started.IsZero() {
+				b.started = r.env.now()
+				waitTimer.Reset(maxWait)
+			}
+		case <-waitTimer.C:
+			if err := deliver(ctx); err != nil {
+				return progressed, err
+			}
+		case <-stageTimer.C:
+			if err := d.flushStaged(ctx); err != nil {
+				return progressed, err
+			}
+			progressed = true
+		case <-discover.C:
+			info, err := r.env.log.DescribeTopic(ctx, topic)
+			if err != nil {
+				continue
+			}
+			if len(info.Partitions) > src.partitions() {
+				for _, p := range info.Partitions {
+					if _, ok := b.positions[p.Partition]; !ok {
+						// A partition added while running: everything in it
+						// is new to the pipeline.
+						b.positions[p.Partition] = p.LogStartOffset
+						src.start(srcCtx, p.Partition, p.LogStartOffset)
+					}
+				}
+			}
+		}
+	}
+}
+
+func maps(m map[int32]int64) map[int32]int64 {
+	c := make(map[int32]int64, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// take runs a chunk's records through the processors into b. It reports
+// whether b is full.
+func (r *runner) take(ctx context.Context, b *batch, c chunk, d *delivery) (bool, error) {
+	d.hwm[c.partition] = c.hwm
+	b.cost += c.cost
+	if len(c.records) == 0 {
+		if c.next > b.positions[c.partition] {
+			b.positions[c.partition], b.dirty = c.next, true
+		}
+		d.updateLag()
+		return false, nil
+	}
+	m := r.env.metrics
+	kept, dropped := 0, 0
+	for _, rec := range c.records {
+		key, headers := rec.Key, rec.Headers
+		orig, _ := rec.Value()
+		ok, err := r.chain.Process(ctx, rec)
+		switch {
+		case err != nil:
+			// The dead-letter record is the record as it arrived.
+			rec.Key, rec.Headers = key, headers
+			rec.SetValue(orig)
+			b.failed = append(b.failed, connector.Rejection{Record: rec, Err: err})
+		case ok:
+			v, verr := rec.Value()
+			if verr != nil {
+				rec.Key, rec.Headers = key, headers
+				rec.SetValue(orig)
+				b.failed = append(b.failed, connector.Rejection{Record: rec, Err: verr})
+				continue
+			}
+			b.records = append(b.records, rec)
+			b.bytes += int64(len(v) + len(rec.Key))
+			kept++
+		default:
+			dropped++
+		}
+	}
+	b.positions[c.partition] = max(b.positions[c.partition], c.next)
+	b.dirty = true
+	m.records.WithLabelValues(r.name, "source", outcomeRead).Add(float64(len(c.records)))
+	m.records.WithLabelValues(r.name, "process", outcomeKept).Add(float64(kept))
+	if dropped > 0 {
+		m.records.WithLabelValues(r.name, "process", outcomeDropped).Add(float64(dropped))
+	}
+	r.mu.Lock()
+	r.status.RecordsRead += int64(len(c.records))
+	r.status.RecordsDropped += int64(dropped)
+	r.status.InFlightBytes = d.budget.inUse()
+	r.mu.Unlock()
+	m.inFlight.WithLabelValues(r.name).Set(float64(d.budget.inUse()))
+	bl := r.spec.Spec.Batch
+	return len(b.records) >= bl.MaxRecords || b.bytes >= int64(bl.MaxBytes), nil
+}
+
+// setCommitted records committed positions in the status.
+func (r *runner) setCommitted(pos map[int32]int64, written int) {
+	cp := make([]connector.Position, 0, len(pos))
+	for p, off := range pos {
+		cp = append(cp, connector.Position{Topic: r.spec.Spec.Source.Topic, Partition: p, Offset: off})
+	}
+	slices.SortFunc(cp, func(a, b connector.Position) int { return int(a.Partition - b.Partition) })
+	r.mu.Lock()
+	r.status.Positions = cp
+	r.status.RecordsWritten += int64(written)
+	r.status.Error, r.status.Attempt = "", 0
+	r.mu.Unlock()
+}
+
+// loadPositions finds where each partition starts: the sink's checkpoint
+// for exactly-once delivery, else the pipeline group's committed offsets;
+// partitions without either start from startFrom.
+func (r *runner) loadPositions(ctx context.Context, sink connector.Sink, info stream.TopicInfo) (map[int32]int64, error) {
+	spec := &r.spec.Spec
+	topic := spec.Source.Topic
+	pos := make(map[int32]int64, len(info.Partitions))
+	offs, err := r.env.log.FetchOffsets(ctx, spec.Source.Group)
+	if err != nil {
+		return nil, fmt.Errorf("load the offsets of group %s: %w", spec.Source.Group, err)
+	}
+	for _, o := range offs {
+		if o.Topic == topic {
+			pos[o.Partition] = o.Offset
+		}
+	}
+	if ts, ok := sink.(connector.TransactionalSink); ok && spec.Delivery == resource.ExactlyOnce {
+		// The sink's checkpoint is the truth: the group's offsets are
+		// committed after it and may lag behind.
+		cp, err := ts.LoadCheckpoint(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load the checkpoint: %w", err)
+		}
+		for _, p := range cp {
+			if p.Topic == topic {
+				pos[p.Partition] = p.Offset
+			}
+		}
+	}
+	at := stream.Latest
+	if spec.Source.StartFrom == "earliest" {
+		at = stream.Earliest
+	}
+	for _, p := range info.Partitions {
+		if _, ok := pos[p.Partition]; ok {
+			continue
+		}
+		off, err := r.env.log.ListOffset(ctx, topic, p.Partition, at)
+		if err != nil {
+			return nil, fmt.Errorf("find the start of %s/%d: %w", topic, p.Partition, err)
+		}
+		pos[p.Partition] = off
+	}
+	return pos, nil
+}
+
+// delivery writes batches to the sink and commits their checkpoints.
+type delivery struct {
+	r       *runner
+	sink    connector.Sink
+	tx      connector.TransactionalSink // exactly-once: checkpoints in the sink
+	staging connector.StagingSink
+	dlq     *deadLetter
+	topic   string
+	group   string
+	budget  *budget
+
+	committed map[int32]int64
+	hwm       map[int32]int64
+	// staged is the checkpoint of the batches a staging sink holds, and
+	// stagedWritten their records. Their budget is released once they are
+	// staged: they are in the sink's files by then, not in memory.
+	staged        connector.Checkpoint
+	stagedWritten int
+}
+
+func (d *delivery) updateLag() {
+	var lag int64
+	for p, h := range d.hwm {
+		if c, ok := d.committed[p]; ok && h > c {
+			lag += h - c
+		}
+	}
+	d.r.env.metrics.lag.WithLabelValues(d.r.name).Set(float64(lag))
+	d.r.mu.Lock()
+	d.r.status.Lag = lag
+	d.r.mu.Unlock()
+}
+
+// deliver writes b: its failed records to the dead-letter topic, then its
+// records with their checkpoint to the sink, then commits the checkpoint
+// (unless the sink stored it). On success b is reset and its budget
+// released.
+func (d *delivery) deliver(ctx context.Context, b *batch) error {
+	if len(b.records) == 0 && len(b.failed) == 0 && !b.dirty {
+		b.started = time.Time{}
+		return nil
+	}
+	r := d.r
+	m := r.env.metrics
+	start := r.env.now()
+	if len(b.failed) > 0 {
+		if err := d.deadLetter(ctx, "process", b.failed); err != nil {
+			return err
+		}
+	}
+	cp := b.checkpoint(d.topic)
+	rejected := 0
+	cb := &connector.Batch{Records: b.records, Checkpoint: cp, Reject: func(ctx context.Context, rej []connector.Rejection) error {
+		if err := d.deadLetter(ctx, "sink", rej); err != nil {
+			return err
+		}
+		rejected += len(rej)
+		return nil
+	}}
+	if len(b.records) > 0 || d.tx != nil {
+		if err := d.sink.Write(ctx, cb); err != nil {
+			return fmt.Errorf("sink: %w", err)
+		}
+	}
+	written := len(b.records) - rejected
+	switch {
+	case d.staging != nil:
+		d.staged = cp
+		d.stagedWritten += written
+	case d.tx != nil:
+		d.markCommitted(cp, written)
+		// The group's offsets follow, for lag in the groups API; the
+		// sink's checkpoint is what a restart reads.
+		if err := r.env.log.CommitOffsets(ctx, d.group, groupOffsets(cp)); err != nil {
+			r.log.Warn("commit the group offsets after an exactly-once write", "err", err)
+		}
+	default:
+		if err := r.env.log.CommitOffsets(ctx, d.group, groupOffsets(cp)); err != nil {
+			return fmt.Errorf("commit offsets of group %s: %w", d.group, err)
+		}
+		d.markCommitted(cp, written)
+	}
+	now := r.env.now()
+	m.batch.WithLabelValues(r.name).Observe(now.Sub(start).Seconds())
+	if d.staging == nil {
+		obs := m.endToEnd.WithLabelValues(r.name)
+		for _, rec := range b.records {
+			obs.Observe(now.Sub(rec.Timestamp).Seconds())
+		}
+	}
+	m.records.WithLabelValues(r.name, "sink", outcomeWritten).Add(float64(written))
+	if rejected > 0 {
+		m.records.WithLabelValues(r.name, "sink", outcomeFailed).Add(float64(rejected))
+	}
+	d.budget.release(b.cost)
+	b.reset()
+	b.started = time.Time{}
+	return nil
+}
+
+// flushStaged completes what a staging sink holds and commits its
+// checkpoint.
+func (d *delivery) flushStaged(ctx context.Context) error {
+	if d.staging == nil || d.staged == nil {
+		return nil
+	}
+	if err := d.staging.Flush(ctx); err != nil {
+		return fmt.Errorf("sink: flush: %w", err)
+	}
+	if err := d.r.env.log.CommitOffsets(ctx, d.group, groupOffsets(d.staged)); err != nil {
+		return fmt.Errorf("commit offsets of group %s: %w", d.group, err)
+	}
+	d.markCommitted(d.staged, d.stagedWritten)
+	d.staged, d.stagedWritten = nil, 0
+	return nil
+}
+
+func (d *delivery) markCommitted(cp connector.Checkpoint, written int) {
+	for _, p := range cp {
+		d.committed[p.Partition] = p.Offset
+	}
+	d.r.setCommitted(d.committed, written)
+	d.updateLag()
+}
+
+func groupOffsets(cp connector.Checkpoint) []stream.GroupOffset {
+	out := make([]stream.GroupOffset, len(cp))
+	for i, p := range cp {
+		out[i] = stream.GroupOffset{Topic: p.Topic, Partition: p.Partition, Offset: p.Offset, LeaderEpoch: -1}
+	}
+	return out
+}
+
+// deadLetter stores failed records in the dead-letter topic, or fails the
+// pipeline when it has none.
+func (d *delivery) deadLetter(ctx context.Context, stage string, rej []connector.Rejection) error {
+	r := d.r
+	if d.dlq == nil {
+		first := rej[0]
+		return connector.Permanent(fmt.Errorf("record %s/%d@%d failed in %s: %v; %w",
+			first.Record.Topic, first.Record.Partition, first.Record.Offset, stageOf(stage, first.Err), first.Err, errNoDeadLetter))
+	}
+	if err := d.dlq.write(ctx, stage, rej); err != nil {
+		return err
+	}
+	r.env.metrics.deadLetter.WithLabelValues(r.name).Add(float64(len(rej)))
+	r.env.metrics.records.WithLabelValues(r.name, stage, outcomeDeadLetter).Add(float64(len(rej)))
+	r.mu.Lock()
+	r.status.RecordsDeadLettered += int64(len(rej))
+	r.mu.Unlock()
+	return nil
+}
+
+// stageOf names where a record failed: the processor, or the sink.
+func stageOf(stage string, err error) string {
+	if re, ok := errors.AsType[*process.RecordError](err); ok {
+		return re.Stage
+	}
+	return stage
+}
+

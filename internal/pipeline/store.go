@@ -1,0 +1,134 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/record"
+	"github.com/sluice-dev/sluice/internal/stream"
+)
+
+// SpecTopic is the topic that holds applied resources: one record per
+// change, keyed by kind and name ("Pipeline/orders-to-pg"), the value the
+// pipeline spec as stored (JSON, ${VAR} references unexpanded; for a topic,
+// just a mark that it was applied) or null for a deleted one. Kafka Connect
+// keeps connector configs the same way; it puts the specs wherever the
+// log is, in --data-dir in embedded mode and in the Kafka cluster in
+// cluster mode, with no second store to back up.
+const SpecTopic = "_sluice_pipelines"
+
+// maxSpecBytes bounds one stored spec.
+const maxSpecBytes = 1 << 20
+
+// specStore reads and writes SpecTopic.
+type specStore struct {
+	log    stream.Log
+	codecs record.Codecs
+}
+
+// ensure creates the topic when it does not exist. It asks for
+// compaction, which keeps the topic small on Kafka.
+func (s *specStore) ensure(ctx context.Context) error {
+	_, err := s.log.DescribeTopic(ctx, SpecTopic)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, stream.ErrUnknownTopic) {
+		return fmt.Errorf("pipeline specs: %w", err)
+	}
+	_, err = s.log.CreateTopic(ctx, SpecTopic, 1, map[string]string{"cleanup.policy": "compact"})
+	if errors.Is(err, stream.ErrInvalid) {
+		_, err = s.log.CreateTopic(ctx, SpecTopic, 1, nil)
+	}
+	if err != nil && !errors.Is(err, stream.ErrTopicExists) {
+		return fmt.Errorf("create the pipeline spec topic: %w", err)
+	}
+	return nil
+}
+
+// load reads the topic whole and returns each pipeline's last spec.
+func (s *specStore) load(ctx context.Context) (map[string][]byte, error) {
+	if err := s.ensure(ctx); err != nil {
+		return nil, err
+	}
+	end, err := s.log.ListOffset(ctx, SpecTopic, 0, stream.Latest)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline specs: %w", err)
+	}
+	off, err := s.log.ListOffset(ctx, SpecTopic, 0, stream.Earliest)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline specs: %w", err)
+	}
+	specs := make(map[string][]byte)
+	for off < end {
+		fr, err := s.log.Fetch(ctx, stream.FetchRequest{Topic: SpecTopic, Offset: off, MaxBytes: 4 << 20, MaxWait: time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("read pipeline specs at offset %d: %w", off, err)
+		}
+		if len(fr.Batches) == 0 {
+			break
+		}
+		next := off
+		for b := fr.Batches; len(b) > 0; {
+			h, err := record.ParseHeader(b)
+			if err == nil && h.Size() > len(b) {
+				err = record.ErrMalformed
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read pipeline specs at offset %d: %w", off, err)
+			}
+			_, err = s.codecs.DecodeBatch(b[:h.Size()], record.DecodeLimits{}, func(r record.Record) error {
+				if r.Control || r.Offset < off {
+					return nil
+				}
+				if r.Value == nil {
+					delete(specs, string(r.Key))
+				} else {
+					specs[string(r.Key)] = append([]byte(nil), r.Value...)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("read pipeline specs at offset %d: %w", h.BaseOffset, err)
+			}
+			next = max(next, h.NextOffset())
+			b = b[h.Size():]
+		}
+		if next <= off {
+			break
+		}
+		off = next
+	}
+	return specs, nil
+}
+
+// put stores a spec, or deletes the pipeline when spec is nil. It returns
+// once the log acknowledged the record.
+func (s *specStore) put(ctx context.Context, name string, spec []byte) error {
+	if len(spec) > maxSpecBytes {
+		return fmt.Errorf("%w: pipeline spec of %d bytes, at most %d", stream.ErrTooLarge, len(spec), maxSpecBytes)
+	}
+	if err := s.ensure(ctx); err != nil {
+		return err
+	}
+	batch, err := s.codecs.AppendBatch(nil, []record.Record{{Key: []byte(name), Value: spec, Timestamp: time.Now().UnixMilli()}}, record.BatchOptions{})
+	if err != nil {
+		return fmt.Errorf("store pipeline %s: %w", name, err)
+	}
+	if _, err := s.log.Produce(ctx, SpecTopic, 0, batch); err != nil {
+		return fmt.Errorf("store pipeline %s: %w", name, err)
+	}
+	return nil
+}
+
+// pipelineKey and topicKey are the keys of SpecTopic's records.
+func pipelineKey(name string) string { return "Pipeline/" + name }
+func topicKey(name string) string    { return "Topic/" + name }
+
+// cutKind returns the name in a key of the given kind.
+func cutKind(key, kind string) (string, bool) {
+	return strings.CutPrefix(key, kind+"/")
+}
