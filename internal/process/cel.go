@@ -281,6 +281,13 @@ func (p *recordProvider) FindStructFieldType(name, field string) (*types.FieldTy
 	return ft, ok
 }
 
+func (p *recordProvider) FindIdent(name string) (ref.Val, bool) {
+	if name == recordTypeName {
+		return recordType, true
+	}
+	return p.Provider.FindIdent(name)
+}
+
 func (p *recordProvider) NewValue(name string, fields map[string]ref.Val) ref.Val {
 	if name == recordTypeName {
 		return types.NewErr("%s values cannot be constructed", recordTypeName)
