@@ -39,9 +39,12 @@ type options struct {
 	durable  bool
 }
 
-// WithSetting passes "-c name=value" to postgres, e.g.
+// WithSetting sets a server parameter in postgresql.conf, e.g.
 // WithSetting("default_transaction_read_only", "on") to play a read-only
-// standby. A later setting of the same name wins.
+// standby. It is not passed on the command line, which would take
+// precedence over ALTER SYSTEM: a test can change it later with ALTER
+// SYSTEM and pg_reload_conf() (a standby being promoted). A later setting of
+// the same name wins.
 func WithSetting(name, value string) Option {
 	return func(o *options) { o.settings[name] = value }
 }
@@ -62,7 +65,6 @@ type Server struct {
 	sockDir string
 	logPath string
 	port    int
-	args    []string
 	cred    *syscall.Credential
 
 	mu   sync.Mutex
@@ -119,17 +121,15 @@ func Start(t testing.TB, opts ...Option) *Server {
 		t.Fatalf("pgtest: %v", err)
 	}
 	settings := map[string]string{
-		"listen_addresses":           "127.0.0.1",
-		"unix_socket_directories":    s.sockDir,
-		"max_connections":            "100",
-		"shared_buffers":             "32MB",
-		"log_min_messages":           "warning",
-		"log_line_prefix":            "%m [%p] ",
-		"logging_collector":          "off",
-		"autovacuum":                 "off",
-		"max_wal_size":               "1GB",
-		"checkpoint_timeout":         "30min",
-		"dynamic_shared_memory_type": "posix",
+		"unix_socket_directories": s.sockDir,
+		"max_connections":         "100",
+		"shared_buffers":          "32MB",
+		"log_min_messages":        "warning",
+		"log_line_prefix":         "%m [%p] ",
+		"logging_collector":       "off",
+		"autovacuum":              "off",
+		"max_wal_size":            "1GB",
+		"checkpoint_timeout":      "30min",
 	}
 	if !o.durable {
 		settings["fsync"] = "off"
@@ -139,13 +139,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for k, v := range o.settings {
 		settings[k] = v
 	}
-	names := make([]string, 0, len(settings))
-	for k := range settings {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		s.args = append(s.args, "-c", k+"="+settings[k])
+	if err := s.writeSettings(settings); err != nil {
+		t.Fatalf("pgtest: %v", err)
 	}
 
 	// The free port is found by binding :0 and closing it, which another
@@ -281,6 +276,30 @@ func (s *Server) initdb(durable bool) error {
 	return nil
 }
 
+// writeSettings appends settings to postgresql.conf, where they take
+// precedence over initdb's and yield to ALTER SYSTEM's.
+func (s *Server) writeSettings(settings map[string]string) error {
+	names := make([]string, 0, len(settings))
+	for k := range settings {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("\n# pgtest\n")
+	for _, k := range names {
+		fmt.Fprintf(&b, "%s = '%s'\n", k, strings.ReplaceAll(settings[k], "'", "''"))
+	}
+	f, err := os.OpenFile(filepath.Join(s.dataDir, "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -292,7 +311,7 @@ func (s *Server) start() error {
 		return err
 	}
 	defer logf.Close() // the child has its own descriptor
-	args := append([]string{"-D", s.dataDir, "-p", strconv.Itoa(s.port), "-k", s.sockDir}, s.args...)
+	args := []string{"-D", s.dataDir, "-p", strconv.Itoa(s.port), "-k", s.sockDir, "-c", "listen_addresses=127.0.0.1"}
 	cmd := s.command("postgres", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -55,6 +55,17 @@ func TestWithSetting(t *testing.T) {
 	if err == nil {
 		t.Fatalf("CREATE TABLE on a read-only server: got nil error, want one")
 	}
+	// The setting yields to ALTER SYSTEM, as a promoted standby's would.
+	s.Exec(t, "ALTER SYSTEM SET default_transaction_read_only = off")
+	s.Exec(t, "SELECT pg_reload_conf()")
+	deadline := time.Now().Add(10 * time.Second)
+	for s.QueryString(t, "SHOW transaction_read_only") != "off" {
+		if time.Now().After(deadline) {
+			t.Fatalf("transaction_read_only after ALTER SYSTEM and reload: got on, want off")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Exec(t, "CREATE TABLE t (id int)")
 }
 
 func TestDurable(t *testing.T) {

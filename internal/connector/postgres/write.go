@@ -1,0 +1,400 @@
+package postgres
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-dev/sluice/internal/connector"
+)
+
+// group is the rows of a batch that write the same columns. A column with
+// a default is left out of the rows whose field is missing, so that the
+// default applies: one COPY (or INSERT) per set of columns, and nearly
+// every batch is a single group.
+type group struct {
+	cols    []int // indexes of tbl.targets
+	names   []string
+	records []*connector.Record
+	rows    [][]any // values of cols, one slice per row
+}
+
+// prepare converts the records into rows. Records that do not convert are
+// rejected here; in upsert mode only the last record of each key is kept.
+func (s *Sink) prepare(tbl *table, records []*connector.Record) ([]*group, []connector.Rejection) {
+	type prepared struct {
+		rec    *connector.Record
+		vals   []any
+		absent string // indexes of defaulted targets missing, as bytes
+	}
+	var rejected []connector.Rejection
+	rows := make([]prepared, 0, len(records))
+	byName := s.cfg.Columns == nil
+	var absent []byte
+	for _, rec := range records {
+		vals := make([]any, len(tbl.targets))
+		absent = absent[:0]
+		if err := extract(tbl, byName, rec, vals, &absent); err != nil {
+			rejected = append(rejected, connector.Rejection{Record: rec, Err: err})
+			continue
+		}
+		rows = append(rows, prepared{rec: rec, vals: vals, absent: string(absent)})
+	}
+	if s.upsert && len(tbl.key) > 0 {
+		// PostgreSQL refuses to update a row twice in one statement; the
+		// last record of a key is the one a sequence of writes would leave.
+		seen := make(map[string]bool, len(rows))
+		kept := make([]prepared, 0, len(rows))
+		var kb strings.Builder
+		for i := len(rows) - 1; i >= 0; i-- {
+			if k, ok := dedupKey(&kb, tbl.key, rows[i].vals); ok {
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+			}
+			kept = append(kept, rows[i])
+		}
+		for i, j := 0, len(kept)-1; i < j; i, j = i+1, j-1 {
+			kept[i], kept[j] = kept[j], kept[i]
+		}
+		rows = kept
+	}
+
+	var groups []*group
+	index := map[string]*group{}
+	for _, r := range rows {
+		g := index[r.absent]
+		if g == nil {
+			g = &group{}
+			skip := map[int]bool{}
+			for _, b := range decodeIndexes(r.absent) {
+				skip[b] = true
+			}
+			for j, t := range tbl.targets {
+				if !skip[j] {
+					g.cols = append(g.cols, j)
+					g.names = append(g.names, t.name)
+				}
+			}
+			index[r.absent] = g
+			groups = append(groups, g)
+		}
+		vals := r.vals
+		if len(g.cols) < len(tbl.targets) {
+			vals = make([]any, len(g.cols))
+			for i, j := range g.cols {
+				vals[i] = r.vals[j]
+			}
+		}
+		g.records = append(g.records, r.rec)
+		g.rows = append(g.rows, vals)
+	}
+	return groups, rejected
+}
+
+// extract fills vals with the converted values of rec, one per target,
+// and appends to absent the targets with a default whose field is missing.
+func extract(tbl *table, byName bool, rec *connector.Record, vals []any, absent *[]byte) error {
+	doc, err := rec.Doc()
+	if err != nil {
+		return &RecordError{Err: err}
+	}
+	var obj map[string]any
+	if byName {
+		var ok bool
+		if obj, ok = doc.(map[string]any); !ok {
+			if doc == nil {
+				return &RecordError{Err: errors.New("value is null, not a JSON object")}
+			}
+			return &RecordError{Err: errors.New("value is not a JSON object")}
+		}
+	}
+	for j := range tbl.targets {
+		t := &tbl.targets[j]
+		var (
+			v     any
+			found = true
+		)
+		switch t.src.special {
+		case "":
+			if byName {
+				v, found = obj[t.name]
+			} else {
+				v, found = lookup(doc, t.src.path)
+			}
+		case SourceKey:
+			if rec.Key != nil {
+				if t.kind == kindBytea {
+					v = rec.Key
+				} else {
+					v = string(rec.Key)
+				}
+			}
+		case SourceTimestamp:
+			if !rec.Timestamp.IsZero() {
+				v = rec.Timestamp
+			}
+		case SourceTopic:
+			v = rec.Topic
+		case SourcePartition:
+			v = int64(rec.Partition)
+		case SourceOffset:
+			v = rec.Offset
+		}
+		if !found {
+			if t.hasDefault {
+				*absent = appendIndex(*absent, j)
+			}
+			vals[j] = nil
+			continue
+		}
+		c, err := convert(t.kind, t.elem, v)
+		if err != nil {
+			return &RecordError{Column: t.name, Type: t.typ, Err: err}
+		}
+		vals[j] = c
+	}
+	return nil
+}
+
+// A table has at most 1600 columns: two bytes an index.
+func appendIndex(b []byte, i int) []byte { return append(b, byte(i>>8), byte(i)) }
+
+func decodeIndexes(s string) []int {
+	out := make([]int, 0, len(s)/2)
+	for i := 0; i+1 < len(s); i += 2 {
+		out = append(out, int(s[i])<<8|int(s[i+1]))
+	}
+	return out
+}
+
+// dedupKey encodes a row's key values; false when a key value is NULL or
+// missing, which conflicts with nothing.
+func dedupKey(b *strings.Builder, key []int, vals []any) (string, bool) {
+	b.Reset()
+	for _, i := range key {
+		v := vals[i]
+		switch t := v.(type) {
+		case nil:
+			return "", false
+		case time.Time:
+			v = t.UTC().Format(time.RFC3339Nano)
+		case []byte:
+			v = hex.EncodeToString(t)
+		}
+		fmt.Fprintf(b, "%T\x00%v\x00", v, v)
+	}
+	return b.String(), true
+}
+
+// stageRow names the staging table's column holding a row's index in its
+// group: a name no real column is likely to have.
+const stageRow = "sluice_row$"
+
+// writeGroup writes one group in tx and returns the records the server
+// refused. Insert mode COPYs straight into the table when every column is
+// converted by this package; otherwise, and in upsert mode, rows are
+// COPYed into a temporary staging table first (with the base types, and
+// text for the types the server converts) and then inserted from there.
+func (s *Sink) writeGroup(ctx context.Context, tx pgx.Tx, tbl *table, gi int, g *group) ([]connector.Rejection, error) {
+	var rejected []connector.Rejection
+	reject := func(i int, err error) {
+		rejected = append(rejected, connector.Rejection{Record: g.records[i], Err: recordError(err)})
+	}
+	direct := !s.upsert
+	for _, j := range g.cols {
+		if tbl.targets[j].kind == kindOther {
+			direct = false
+		}
+	}
+	if direct {
+		err := locate(ctx, tx, len(g.rows), true, func(q pgx.Tx, lo, hi int) error {
+			_, err := q.CopyFrom(ctx, tbl.ident, g.names, pgx.CopyFromRows(g.rows[lo:hi]))
+			if err != nil {
+				return fmt.Errorf("copy into %s: %w", tbl, err)
+			}
+			return nil
+		}, reject)
+		return rejected, err
+	}
+
+	stage := pgx.Identifier{fmt.Sprintf("sluice_stage_%d", gi)}
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TEMP TABLE %s (%s bigint", stage.Sanitize(), pgx.Identifier{stageRow}.Sanitize())
+	for _, j := range g.cols {
+		t := tbl.targets[j]
+		fmt.Fprintf(&b, ", %s %s", pgx.Identifier{t.name}.Sanitize(), t.base)
+	}
+	b.WriteString(") ON COMMIT DROP")
+	if _, err := tx.Exec(ctx, b.String()); err != nil {
+		return nil, fmt.Errorf("create staging table for %s: %w", tbl, err)
+	}
+	stageCols := append([]string{stageRow}, g.names...)
+	err := locate(ctx, tx, len(g.rows), true, func(q pgx.Tx, lo, hi int) error {
+		_, err := q.CopyFrom(ctx, stage, stageCols, pgx.CopyFromSlice(hi-lo, func(i int) ([]any, error) {
+			row := make([]any, 0, len(stageCols))
+			return append(append(row, int64(lo+i)), g.rows[lo+i]...), nil
+		}))
+		if err != nil {
+			return fmt.Errorf("copy into staging table for %s: %w", tbl, err)
+		}
+		return nil
+	}, reject)
+	if err != nil {
+		return nil, err
+	}
+
+	merge := s.mergeSQL(tbl, stage, g)
+	op := "insert into"
+	if s.upsert {
+		op = "upsert into"
+	}
+	err = locate(ctx, tx, len(g.rows), false, func(q pgx.Tx, lo, hi int) error {
+		if _, err := q.Exec(ctx, merge, int64(lo), int64(hi)); err != nil {
+			return fmt.Errorf("%s %s: %w", op, tbl, err)
+		}
+		return nil
+	}, reject)
+	return rejected, err
+}
+
+// mergeSQL moves rows [$1, $2) of the staging table into the table.
+func (s *Sink) mergeSQL(tbl *table, stage pgx.Identifier, g *group) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "INSERT INTO %s (%s) SELECT ", tbl.quoted, quoteList(g.names))
+	for i, j := range g.cols {
+		t := tbl.targets[j]
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		col := pgx.Identifier{t.name}.Sanitize()
+		if t.kind == kindOther {
+			// Text to the column's type: an explicit cast, which is
+			// PostgreSQL's input function. Others are assigned as they
+			// are, so that varchar(3) refuses "abcd" instead of cutting it.
+			fmt.Fprintf(&b, "CAST(%s AS %s)", col, t.typ)
+		} else {
+			b.WriteString(col)
+		}
+	}
+	row := pgx.Identifier{stageRow}.Sanitize()
+	fmt.Fprintf(&b, " FROM %s WHERE %s >= $1 AND %s < $2 ORDER BY %s", stage.Sanitize(), row, row, row)
+	if s.upsert {
+		keys := make([]string, len(tbl.key))
+		isKey := map[int]bool{}
+		for i, k := range tbl.key {
+			keys[i] = tbl.targets[k].name
+			isKey[k] = true
+		}
+		fmt.Fprintf(&b, " ON CONFLICT (%s) ", quoteList(keys))
+		var set []string
+		for _, j := range g.cols {
+			if !isKey[j] {
+				col := pgx.Identifier{tbl.targets[j].name}.Sanitize()
+				set = append(set, col+" = EXCLUDED."+col)
+			}
+		}
+		if len(set) == 0 {
+			b.WriteString("DO NOTHING")
+		} else {
+			b.WriteString("DO UPDATE SET " + strings.Join(set, ", "))
+		}
+	}
+	return b.String()
+}
+
+// locate applies rows [0, n) in a savepoint and, when the server refuses
+// one of them for its content, finds the rows it refuses and rejects them
+// while applying the rest: COPY's error names its line, which splits the
+// rows around it; otherwise halves are tried, so k bad rows cost about
+// k·log2(n) statements. Any other error is returned, and the transaction
+// is to be rolled back.
+func locate(ctx context.Context, tx pgx.Tx, n int, useLine bool, apply func(q pgx.Tx, lo, hi int) error, reject func(i int, err error)) error {
+	type span struct{ lo, hi int }
+	stack := []span{{0, n}}
+	for len(stack) > 0 {
+		sp := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if sp.lo >= sp.hi {
+			continue
+		}
+		err := inSavepoint(ctx, tx, func(q pgx.Tx) error { return apply(q, sp.lo, sp.hi) })
+		if err == nil {
+			continue
+		}
+		fault := recordFault(err)
+		if !fault && !cardinalityFault(err) {
+			return err
+		}
+		if sp.hi-sp.lo == 1 {
+			if !fault {
+				return err // a key met twice needs two rows
+			}
+			reject(sp.lo, err)
+			continue
+		}
+		var parts []span
+		var pe *pgconn.PgError
+		if line := 0; useLine && fault && errors.As(err, &pe) {
+			line = copyLine(pe)
+			if line >= 1 && line <= sp.hi-sp.lo {
+				bad := sp.lo + line - 1
+				parts = []span{{sp.lo, bad}, {bad, bad + 1}, {bad + 1, sp.hi}}
+			}
+		}
+		if parts == nil {
+			mid := sp.lo + (sp.hi-sp.lo)/2
+			parts = []span{{sp.lo, mid}, {mid, sp.hi}}
+		}
+		for i := len(parts) - 1; i >= 0; i-- {
+			stack = append(stack, parts[i])
+		}
+	}
+	return nil
+}
+
+// inSavepoint runs f in a savepoint of tx, rolled back to when f fails.
+func inSavepoint(ctx context.Context, tx pgx.Tx, f func(q pgx.Tx) error) error {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	if err := f(sp); err != nil {
+		if rerr := sp.Rollback(ctx); rerr != nil {
+			// Not wrapping err: its record fault must not let locate go on
+			// in a transaction that is broken now.
+			return fmt.Errorf("roll back to savepoint: %w (after: %v)", rerr, err)
+		}
+		return err
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
+	}
+	return nil
+}
+
+// recordError is the Err of the rejection of a row the server refused.
+func recordError(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pgRecordError(pe)
+	}
+	return &RecordError{Err: err}
+}
+
+// sortRejections puts rejections in the order of the batch.
+func sortRejections(rejected []connector.Rejection, records []*connector.Record) {
+	pos := make(map[*connector.Record]int, len(records))
+	for i, r := range records {
+		pos[r] = i
+	}
+	sort.SliceStable(rejected, func(i, j int) bool { return pos[rejected[i].Record] < pos[rejected[j].Record] })
+}
