@@ -69,7 +69,7 @@ func toDocDepth(v ref.Val, depth int) (any, error) {
 		return toDocDepth(t.GetValue(), depth)
 	case traits.Mapper:
 		if m, ok := t.Value().(map[string]any); ok {
-			return connector.CloneJSON(m), nil
+			return cloneDoc(m, depth)
 		}
 		out := make(map[string]any, int(t.Size().(types.Int)))
 		it := t.Iterator()
@@ -89,7 +89,7 @@ func toDocDepth(v ref.Val, depth int) (any, error) {
 	case traits.Lister:
 		if l, ok := t.Value().([]any); ok {
 			if isDocSlice(l) {
-				return connector.CloneJSON(l), nil
+				return cloneDoc(l, depth)
 			}
 		}
 		n := int(t.Size().(types.Int))
@@ -118,6 +118,42 @@ func isDocSlice(l []any) bool {
 		}
 	}
 	return true
+}
+
+// cloneDoc deep-copies a document taken from a record's value, checking
+// that its numbers are finite: DecodeJSON reads a number too large for a
+// float64 (1e400) as an infinity, which no JSON can hold.
+func cloneDoc(v any, depth int) (any, error) {
+	if depth > maxDocDepth {
+		return nil, fmt.Errorf("result nests deeper than %d levels", maxDocDepth)
+	}
+	switch t := v.(type) {
+	case float64:
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return nil, fmt.Errorf("result holds %v, which JSON cannot", t)
+		}
+	case map[string]any:
+		c := make(map[string]any, len(t))
+		for k, e := range t {
+			ce, err := cloneDoc(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			c[k] = ce
+		}
+		return c, nil
+	case []any:
+		c := make([]any, len(t))
+		for i, e := range t {
+			ce, err := cloneDoc(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			c[i] = ce
+		}
+		return c, nil
+	}
+	return v, nil
 }
 
 func mapKey(k ref.Val) (string, error) {
