@@ -8,10 +8,12 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/cel-go/cel"
+	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/decls"
 	"github.com/google/cel-go/common/env"
 	"github.com/google/cel-go/common/operators"
@@ -376,6 +378,26 @@ func headersValue(r *connector.Record) ref.Val {
 // itself (a map to an envelope document).
 type recordView struct {
 	r *connector.Record
+	// value caches the CEL value of r's document while it does not
+	// change: within one processor's evaluations. reset clears it.
+	value    ref.Val
+	valueErr error
+}
+
+func (v *recordView) reset(r *connector.Record) {
+	v.r, v.value, v.valueErr = r, nil, nil
+}
+
+func (v *recordView) valueVal() (ref.Val, error) {
+	if v.value == nil && v.valueErr == nil {
+		d, err := v.r.Doc()
+		if err != nil {
+			v.valueErr = err
+		} else {
+			v.value = docAdapter{}.NativeToValue(d)
+		}
+	}
+	return v.value, v.valueErr
 }
 
 func (v *recordView) ConvertToNative(t reflect.Type) (any, error) {
@@ -447,6 +469,17 @@ func (a docAdapter) NativeToValue(v any) ref.Val {
 type program struct {
 	prg  cel.Program
 	cost uint64
+	// loops is whether the expression has a comprehension, the only place
+	// CEL checks the context: without one, evaluating with the context
+	// would cost its set-up and check nothing.
+	loops bool
+
+	// For explaining errors: the checked expression, and a second program
+	// that records every intermediate value, made on the first error.
+	env       *cel.Env
+	ast       *cel.Ast
+	trackOnce sync.Once
+	tracked   cel.Program
 }
 
 // compile parses and checks expr, requires its type to be one of want
@@ -484,7 +517,9 @@ func compile(e *cel.Env, expr string, maxCost uint64, want ...*cel.Type) (*progr
 	if err != nil {
 		return nil, fmt.Errorf("plan expression: %w", err)
 	}
-	return &program{prg: prg, cost: maxCost}, nil
+	native := ast.NativeRep()
+	loops := len(celast.MatchDescendants(celast.NavigateAST(native), celast.KindMatcher(celast.ComprehensionKind))) > 0
+	return &program{prg: prg, cost: maxCost, loops: loops, env: e, ast: ast}, nil
 }
 
 // issuesError makes CEL's compile errors read well after "processors[0].filter: ":
@@ -517,12 +552,81 @@ func issuesError(expr string, iss *cel.Issues) error {
 
 // eval runs p on the record in act.
 func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
-	out, _, err := p.prg.ContextEval(ctx, act)
+	var (
+		out ref.Val
+		err error
+	)
+	if p.loops {
+		out, _, err = p.prg.ContextEval(ctx, act)
+	} else {
+		out, _, err = p.prg.Eval(act)
+	}
 	if err != nil {
 		if strings.Contains(err.Error(), "cost limit exceeded") {
 			return nil, fmt.Errorf("evaluation cost exceeds the limit of %d", p.cost)
 		}
-		return nil, err
+		return nil, p.explain(act, err)
 	}
 	return out, nil
+}
+
+// explain adds to an evaluation error where in the expression it happened
+// and, for CEL's bare "no such overload", the types the operation got:
+// "no such overload for > applied to (string, int) at 1:21". It evaluates
+// the expression again, tracking state, which only a failing record pays
+// for.
+func (p *program) explain(act *activation, err error) error {
+	var ce *types.Err
+	if !errors.As(err, &ce) || ce.NodeID() == 0 {
+		return err
+	}
+	native := p.ast.NativeRep()
+	id := ce.NodeID()
+	msg := err.Error()
+	if msg == "no such overload" {
+		if m := p.overloadMessage(act, native, id); m != "" {
+			msg = m
+		}
+	}
+	loc := native.SourceInfo().GetStartLocation(id)
+	if loc.Line() < 1 {
+		return err
+	}
+	return fmt.Errorf("%s at %d:%d", msg, loc.Line(), loc.Column()+1)
+}
+
+func (p *program) overloadMessage(act *activation, native *celast.AST, id int64) string {
+	nodes := celast.MatchDescendants(celast.NavigateAST(native), func(e celast.NavigableExpr) bool { return e.ID() == id })
+	if len(nodes) != 1 || nodes[0].Kind() != celast.CallKind {
+		return ""
+	}
+	call := nodes[0].AsCall()
+	p.trackOnce.Do(func() {
+		// A failure leaves tracked nil and the message as CEL wrote it.
+		p.tracked, _ = p.env.Program(p.ast, cel.EvalOptions(cel.OptTrackState), cel.CostLimit(p.cost))
+	})
+	if p.tracked == nil {
+		return ""
+	}
+	_, det, _ := p.tracked.Eval(act)
+	if det == nil || det.State() == nil {
+		return ""
+	}
+	args := call.Args()
+	if call.IsMemberFunction() {
+		args = append([]celast.Expr{call.Target()}, args...)
+	}
+	names := make([]string, len(args))
+	for i, a := range args {
+		v, ok := det.State().Value(a.ID())
+		if !ok {
+			return ""
+		}
+		names[i] = v.Type().TypeName()
+	}
+	fn := call.FunctionName()
+	if op, ok := operators.FindReverse(fn); ok {
+		fn = op
+	}
+	return fmt.Sprintf("no such overload for %s applied to (%s)", fn, strings.Join(names, ", "))
 }

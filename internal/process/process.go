@@ -220,22 +220,23 @@ func (cfg *Config) kinds() []string {
 // reused); a pipeline runs one Chain from one goroutine. It does not
 // retain r.
 func (c *Chain) Process(ctx context.Context, r *connector.Record) (bool, error) {
-	c.act.view.r = r
 	for i, p := range c.procs {
+		// The previous processor may have changed the value.
+		c.act.view.reset(r)
 		keep, err := p.process(ctx, c)
 		if err != nil {
-			c.act.view.r = nil
+			c.act.view.reset(nil)
 			if ctx.Err() != nil {
 				return false, fmt.Errorf("%s: %w", c.stages[i], context.Cause(ctx))
 			}
 			return false, &RecordError{Stage: c.stages[i], Err: err}
 		}
 		if !keep {
-			c.act.view.r = nil
+			c.act.view.reset(nil)
 			return false, nil
 		}
 	}
-	c.act.view.r = nil
+	c.act.view.reset(nil)
 	return true, nil
 }
 
