@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -69,6 +70,9 @@ func values(vs ...string) []*connector.Record {
 
 func newSink(t *testing.T, opts Options) *Sink {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	s, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)

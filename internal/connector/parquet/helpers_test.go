@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -72,6 +73,9 @@ func newSink(t testing.TB, opts Options) *Sink {
 	t.Helper()
 	if opts.Pipeline == "" {
 		opts.Pipeline = "orders"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s, err := New(context.Background(), opts)
 	if err != nil {

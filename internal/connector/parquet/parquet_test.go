@@ -159,8 +159,8 @@ func TestInferredSchemaWidensIntoANewFile(t *testing.T) {
 	dir := t.TempDir()
 	s := newSink(t, Options{Config: Config{Path: dir}})
 	write(t, s, recs(0, `{"a":1}`, `{"a":2}`)...)
-	write(t, s, recs(2, `{"a":3}`)...)               // fits: same file
-	write(t, s, recs(3, `{"a":4,"b":"new"}`)...)     // a new field: a new file
+	write(t, s, recs(2, `{"a":3}`)...)                // fits: same file
+	write(t, s, recs(3, `{"a":4,"b":"new"}`)...)      // a new field: a new file
 	write(t, s, recs(4, `{"a":5}`, `{"a":"six"}`)...) // a new type: a third file
 	if got := len(s.files); got != 3 {
 		t.Errorf("got %d open files, want 3", got)
@@ -495,7 +495,10 @@ func TestCloseDiscardsStagedFiles(t *testing.T) {
 
 func TestFailedStagingFailsTheNextFlush(t *testing.T) {
 	dir := t.TempDir()
-	part := func(r *connector.Record) (string, error) { doc, _ := r.Doc(); return doc.(map[string]any)["p"].(string), nil }
+	part := func(r *connector.Record) (string, error) {
+		doc, _ := r.Doc()
+		return doc.(map[string]any)["p"].(string), nil
+	}
 	s := newSink(t, Options{Config: Config{Path: dir}, Partition: part})
 	write(t, s, recs(0, `{"p":"good"}`)...)
 	// A regular file where the partition's directory should be: staging
