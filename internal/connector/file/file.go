@@ -104,13 +104,14 @@ type Sink struct {
 	buf []byte // the lines of one batch, reused
 }
 
-// New opens (or creates) the file at opts.Config.Path for appending. A line
+// New opens (or creates) the file at opts.Config.Path, and the directories
+// above it, for appending; configuration errors are permanent. A line
 // left incomplete by a crash is cut off. The age of a file that already
 // existed counts from New, not from its creation: a restart does not rotate
 // at once.
 func New(ctx context.Context, opts Options) (*Sink, error) {
 	if err := opts.Config.Validate(); err != nil {
-		return nil, err
+		return nil, connector.Permanent(err)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

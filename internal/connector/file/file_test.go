@@ -505,6 +505,13 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+func TestNewRejectsAnInvalidConfig(t *testing.T) {
+	_, err := New(context.Background(), Options{Config: Config{Path: filepath.Join(t.TempDir(), "x"), Format: "csv"}})
+	if err == nil || !errors.Is(err, connector.ErrPermanent) || !strings.Contains(err.Error(), `format="csv"`) {
+		t.Errorf("got %v, want a permanent error naming format", err)
+	}
+}
+
 func TestReadOnlyFileSystemIsPermanent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.jsonl")
 	_, err := New(context.Background(), Options{Config: Config{Path: path}, openFile: func(p string) (osFile, error) {
