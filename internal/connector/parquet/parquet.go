@@ -12,8 +12,9 @@
 //	    .orders-20261202T101630-0002.parquet.tmp   being written; hidden from readers
 //
 // Without Options.Partition the files are written in Path itself. A file is
-// started when its partition receives a record and none of its files is
-// open; the time in its name is when it was started, seq counts the sink's
+// started when its partition receives records and has no open file, or its
+// open file is full (RollBytes) or cannot hold the records (see Columns);
+// the time in its name is when it was started, seq counts the sink's
 // files and skips names already taken (by an earlier run in the same
 // second). Flush writes each file's footer, fsyncs it, gives it its final
 // name (a hard link, which never replaces a file, then the temporary name
