@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -580,6 +581,47 @@ func TestExpr(t *testing.T) {
 	for _, bad := range []string{"1 + 1", "record.value +", ""} {
 		if _, err := CompileExpr(bad, Options{}); err == nil {
 			t.Errorf("%q: got no error, want one", bad)
+		}
+	}
+}
+
+// TestExprConcurrent: one Expr evaluated from many goroutines, as sinks
+// may; run with -race.
+func TestExprConcurrent(t *testing.T) {
+	e, err := CompileExpr(`record.value.items.map(x, string(x)).join(",") + record.value.bad`, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	for g := range 8 {
+		go func() {
+			for i := range 100 {
+				var err error
+				if (g+i)%2 == 0 {
+					var got string
+					got, err = e.EvalString(newRec(`{"items": [1, 2], "bad": "!"}`))
+					if err == nil && got != "1,2!" {
+						err = errors.New("got " + got + ", want 1,2!")
+					}
+				} else {
+					_, err = e.EvalString(newRec(`{"items": [1, 2], "bad": 3}`))
+					if err == nil || !strings.Contains(err.Error(), "no such overload for + applied to (string, double)") {
+						err = fmt.Errorf("got %v, want a no such overload error", err)
+					} else {
+						err = nil
+					}
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
 		}
 	}
 }
