@@ -7,60 +7,88 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strconv"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // DecodeJSON parses one JSON value into nil, bool, int64 (numbers written
 // without a fraction or exponent that fit), float64 (every other number),
 // string, []any and map[string]any. Keeping integers exact matters: IDs and
 // cents above 2^53 survive, and CEL sees int where the producer wrote one.
+// The input must be exactly one value (whitespace around it aside), valid
+// UTF-8, with no duplicate object names and no number beyond float64's
+// range: a document that cannot be written back unchanged is refused here,
+// as the record's fault, rather than failing later in a sink.
+//
+// It reads tokens with jsontext rather than decoding with encoding/json's
+// reflection: this is the per-record cost of every pipeline that looks
+// into values.
 func DecodeJSON(b []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
+	d := jsontext.NewDecoder(bytes.NewReader(b))
+	v, err := decodeValue(d)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := d.Token(); !errors.Is(err, io.EOF) {
+	if _, err := d.ReadToken(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("invalid JSON: data after the top-level value")
-	}
-	return convertNumbers(v)
-}
-
-func convertNumbers(v any) (any, error) {
-	switch t := v.(type) {
-	case json.Number:
-		return ParseNumber(string(t))
-	case map[string]any:
-		for k, e := range t {
-			c, err := convertNumbers(e)
-			if err != nil {
-				return nil, err
-			}
-			t[k] = c
-		}
-	case []any:
-		for i, e := range t {
-			c, err := convertNumbers(e)
-			if err != nil {
-				return nil, err
-			}
-			t[i] = c
-		}
 	}
 	return v, nil
 }
 
-// ParseNumber converts a JSON number's text as DecodeJSON does.
-func ParseNumber(s string) (any, error) {
-	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return i, nil
+func decodeValue(d *jsontext.Decoder) (any, error) {
+	tok, err := d.ReadToken()
+	if err != nil {
+		return nil, err
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return nil, fmt.Errorf("invalid JSON number %q", s)
+	switch tok.Kind() {
+	case 'n':
+		return nil, nil
+	case 't', 'f':
+		return tok.Bool(), nil
+	case '"':
+		return tok.String(), nil
+	case '0':
+		if i, err := tok.Int(); err == nil {
+			return i, nil
+		}
+		f, err := tok.Float()
+		if err != nil {
+			return nil, fmt.Errorf("JSON number %.40s is out of range", tok.String())
+		}
+		return f, nil
+	case '{':
+		m := make(map[string]any)
+		for d.PeekKind() != '}' {
+			k, err := d.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			name := k.String() // before the next read voids k
+			v, err := decodeValue(d)
+			if err != nil {
+				return nil, err
+			}
+			m[name] = v
+		}
+		if _, err := d.ReadToken(); err != nil {
+			return nil, err
+		}
+		return m, nil
+	case '[':
+		a := make([]any, 0, 4)
+		for d.PeekKind() != ']' {
+			v, err := decodeValue(d)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		if _, err := d.ReadToken(); err != nil {
+			return nil, err
+		}
+		return a, nil
 	}
-	return f, nil
+	return nil, fmt.Errorf("invalid JSON token %v", tok.Kind())
 }
 
 // EncodeJSON encodes a document of DecodeJSON's types (and the other types

@@ -1,0 +1,76 @@
+package connector
+
+import (
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestDecodeJSON(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want any
+		err  string
+	}{
+		{in: `null`, want: nil},
+		{in: ` true `, want: true},
+		{in: `12`, want: int64(12)},
+		{in: `-9223372036854775808`, want: int64(math.MinInt64)},
+		{in: `9223372036854775808`, want: 9223372036854775808.0},
+		{in: `12.5`, want: 12.5},
+		{in: `1e3`, want: 1000.0},
+		{in: `"a\u00e9"`, want: "aé"},
+		{in: `{"id":1,"tags":["x",2.5,null],"o":{}}`, want: map[string]any{"id": int64(1), "tags": []any{"x", 2.5, nil}, "o": map[string]any{}}},
+		{in: `[]`, want: []any{}},
+		{in: `1e400`, err: "out of range"},
+		{in: `{"a":1,"a":2}`, err: "duplicate"},
+		{in: `{"a":1} x`, err: "invalid"},
+		{in: `{"a":`, err: "EOF"},
+		{in: "\"\xff\"", err: "UTF-8"},
+		{in: ``, err: "EOF"},
+	} {
+		got, err := DecodeJSON([]byte(tc.in))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("DecodeJSON(%q): got %v, %v; want an error containing %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("DecodeJSON(%q): got %#v, %v; want %#v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// FuzzDecodeJSON: any bytes either fail or decode to a document that
+// encodes and decodes back to itself.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range []string{`{"id":1,"a":[1,2.5,"x",null,true]}`, `"x"`, `1e308`, `[[[]]]`, `{"a":{"b":{}}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := DecodeJSON(b)
+		if err != nil {
+			return
+		}
+		enc, err := EncodeJSON(v)
+		if err != nil {
+			t.Fatalf("encode %#v from %q: %v", v, b, err)
+		}
+		v2, err := DecodeJSON(enc)
+		if err != nil || !reflect.DeepEqual(v, v2) {
+			t.Fatalf("round trip of %q: got %#v, %v; want %#v", b, v2, err, v)
+		}
+	})
+}
+
+func BenchmarkDecodeJSON(b *testing.B) {
+	doc := []byte(`{"id":123456,"name":"customer-4711","amount":1234.56,"note":"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"}`)
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		if _, err := DecodeJSON(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
