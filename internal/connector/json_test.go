@@ -43,8 +43,26 @@ func TestDecodeJSON(t *testing.T) {
 	}
 }
 
+// asFloats makes every number a float64: 1.0 encodes as 1, which decodes
+// as int64 1, and JSON does not tell them apart.
+func asFloats(v any) any {
+	switch t := v.(type) {
+	case int64:
+		return float64(t)
+	case map[string]any:
+		for k, e := range t {
+			t[k] = asFloats(e)
+		}
+	case []any:
+		for i, e := range t {
+			t[i] = asFloats(e)
+		}
+	}
+	return v
+}
+
 // FuzzDecodeJSON: any bytes either fail or decode to a document that
-// encodes and decodes back to itself.
+// encodes and decodes back to the same (numbers compared by value).
 func FuzzDecodeJSON(f *testing.F) {
 	for _, s := range []string{`{"id":1,"a":[1,2.5,"x",null,true]}`, `"x"`, `1e308`, `[[[]]]`, `{"a":{"b":{}}}`} {
 		f.Add([]byte(s))
@@ -54,12 +72,12 @@ func FuzzDecodeJSON(f *testing.F) {
 		if err != nil {
 			return
 		}
-		enc, err := EncodeJSON(v)
+		enc, err := EncodeJSON(CloneJSON(v))
 		if err != nil {
 			t.Fatalf("encode %#v from %q: %v", v, b, err)
 		}
 		v2, err := DecodeJSON(enc)
-		if err != nil || !reflect.DeepEqual(v, v2) {
+		if err != nil || !reflect.DeepEqual(asFloats(v), asFloats(v2)) {
 			t.Fatalf("round trip of %q: got %#v, %v; want %#v", b, v2, err, v)
 		}
 	})
