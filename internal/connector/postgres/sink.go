@@ -135,7 +135,8 @@ func New(ctx context.Context, opts Options) (*Sink, error) {
 // the batch are written. In upsert mode the batch keeps only the last
 // record of each key, and the other records of that key are neither
 // written nor rejected: the last one overwrites them. A field missing from
-// a record leaves its column to its default (NULL when it has none); a
+// a record leaves its column to its default (NULL when it has none) when
+// the row is inserted, and as it is when upsert mode updates the row; a
 // field that is null writes NULL.
 //
 // Errors wrap connector.ErrPermanent when retrying cannot help (the table

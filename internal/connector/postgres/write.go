@@ -16,9 +16,10 @@ import (
 )
 
 // group is the rows of a batch that write the same columns. A column with
-// a default is left out of the rows whose field is missing, so that the
-// default applies: one COPY (or INSERT) per set of columns, and nearly
-// every batch is a single group.
+// a default (in upsert mode, any column) is left out of the rows whose
+// field is missing, so that the default applies, or an update keeps the
+// stored value: one COPY (or INSERT) per set of columns, and nearly every
+// batch is a single group.
 type group struct {
 	cols    []int // indexes of tbl.targets
 	names   []string
@@ -41,7 +42,7 @@ func (s *Sink) prepare(tbl *table, records []*connector.Record) ([]*group, []con
 	for _, rec := range records {
 		vals := make([]any, len(tbl.targets))
 		absent = absent[:0]
-		if err := extract(tbl, byName, rec, vals, &absent); err != nil {
+		if err := extract(tbl, byName, s.upsert, rec, vals, &absent); err != nil {
 			rejected = append(rejected, connector.Rejection{Record: rec, Err: err})
 			continue
 		}
@@ -101,8 +102,10 @@ func (s *Sink) prepare(tbl *table, records []*connector.Record) ([]*group, []con
 }
 
 // extract fills vals with the converted values of rec, one per target,
-// and appends to absent the targets with a default whose field is missing.
-func extract(tbl *table, byName bool, rec *connector.Record, vals []any, absent *[]byte) error {
+// and appends to absent the targets whose field is missing and that are
+// left out of the row: those with a default, and in upsert mode all of
+// them, so that an update leaves the stored value as it is.
+func extract(tbl *table, byName, upsert bool, rec *connector.Record, vals []any, absent *[]byte) error {
 	doc, err := rec.Doc()
 	if err != nil {
 		return &RecordError{Err: err}
@@ -150,7 +153,7 @@ func extract(tbl *table, byName bool, rec *connector.Record, vals []any, absent 
 			v = rec.Offset
 		}
 		if !found {
-			if t.hasDefault {
+			if t.hasDefault || upsert {
 				*absent = appendIndex(*absent, j)
 			}
 			vals[j] = nil
