@@ -112,7 +112,7 @@ func New(ctx context.Context, opts Options) (*Sink, error) {
 		log:      log,
 		ident:    ident,
 		upsert:   opts.Config.Mode == ModeUpsert,
-		secrets:  secrets(opts.Config.DSN, pcfg.ConnConfig.Config.Copy()),
+		secrets:  secrets(opts.Config.DSN, &pcfg.ConnConfig.Config),
 	}
 	// MinConns is 0: NewWithConfig connects to nothing.
 	s.pool, err = pgxpool.NewWithConfig(ctx, pcfg)
