@@ -272,7 +272,7 @@ func TestSink(t *testing.T) {
 					t.Errorf("first rejection: got the record at offset %d, want 1", r.Record.Offset)
 				}
 				var re *postgres.RecordError
-				if errors.As(rj.got[0].Err, &re); re == nil || re.Column != "qty" {
+				if !errors.As(rj.got[0].Err, &re) || re.Column != "qty" {
 					t.Errorf("NOT NULL rejection's column: got %+v, want qty", re)
 				}
 				wantRows(t, srv, table, "id", wantStored)
