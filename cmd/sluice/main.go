@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -13,8 +14,14 @@ import (
 
 func main() {
 	if err := newRootCommand().ExecuteContext(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, "sluice: "+strings.ReplaceAll(err.Error(), "\n", "; "))
-		os.Exit(1)
+		code := 1
+		if ee, ok := errors.AsType[*exitError](err); ok {
+			code = ee.code
+		}
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "sluice: "+strings.ReplaceAll(msg, "\n", "; "))
+		}
+		os.Exit(code)
 	}
 }
 
@@ -30,5 +37,6 @@ partitioned log on local disk, with no external services to run.`,
 	}
 	root.AddCommand(newServeCommand(), newBenchCommand(), newVersionCommand())
 	root.AddCommand(newTopicCommand(), newProduceCommand(), newConsumeCommand(), newGroupCommand())
+	root.AddCommand(newApplyCommand(), newDiffCommand(), newGetCommand(), newDeleteCommand(), newPipelineCommand())
 	return root
 }

@@ -119,7 +119,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) ([][]PipelineRun, error) {
 			return all, err
 		}
 		for _, r := range runs {
-			fmt.Fprintf(o.Out, "- run %d, %s: %s records/s, peak heap %s\n", run+1, r.Phase, groupThousands(r.RecordsPerSec()), mib(r.PeakHeap))
+			fmt.Fprintf(o.Out, "- run %d, %s: %s records/s, peak heap %s\n", run+1, r.Phase, groupThousands(r.RecordsPerSec()), mibString(r.PeakHeap))
 		}
 		all = append(all, runs)
 	}
@@ -127,7 +127,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) ([][]PipelineRun, error) {
 	return all, nil
 }
 
-func mib(n uint64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+func mibString(n uint64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 
 func printPipelineReport(o PipelineOptions, all [][]PipelineRun) {
 	rates := map[string][]float64{}
@@ -155,7 +155,7 @@ func printPipelineReport(o PipelineOptions, all [][]PipelineRun) {
 	}
 	fmt.Fprintf(o.Out, "\n| medians over %d runs | records/s | peak heap |\n|---|---|---|\n", len(all))
 	for _, p := range phases {
-		fmt.Fprintf(o.Out, "| %s | %s | %s |\n", p, groupThousands(Median(rates[p])), mib(uint64(Median(heaps[p]))))
+		fmt.Fprintf(o.Out, "| %s | %s | %s |\n", p, groupThousands(Median(rates[p])), mibString(uint64(Median(heaps[p]))))
 	}
 	if len(ratios) > 0 {
 		fmt.Fprintf(o.Out, "| **insert / raw CopyFrom** | **%.2f** (runs %s) | |\n", Median(ratios), joinRatios(ratios))
@@ -164,7 +164,7 @@ func printPipelineReport(o PipelineOptions, all [][]PipelineRun) {
 		fmt.Fprintf(o.Out, "| **exactly-once / raw CopyFrom** | **%.2f** (runs %s) | |\n", Median(eoRatios), joinRatios(eoRatios))
 	}
 	if rss, err := PeakRSS(); err == nil {
-		fmt.Fprintf(o.Out, "\npeak RSS of the process over every run: %s\n", mib(uint64(rss)))
+		fmt.Fprintf(o.Out, "\npeak RSS of the process over every run: %s\n", mibString(uint64(rss)))
 	}
 }
 
@@ -183,7 +183,7 @@ func hostname() string {
 
 // pipelineRun is one run: the source, then each phase.
 func pipelineRun(ctx context.Context, o PipelineOptions, dir string, run int) ([]PipelineRun, error) {
-	env, err := OpenEnv(ctx, dir, logstore.SyncNever)
+	env, err := OpenEnv(ctx, dir, logstore.SyncPolicy{Mode: logstore.SyncNever})
 	if err != nil {
 		return nil, err
 	}

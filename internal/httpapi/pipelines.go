@@ -87,7 +87,7 @@ func (a *API) putPipeline(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(rs) != 1 || rs[0].Kind() != resource.KindPipeline {
+	if len(rs) != 1 || rs[0].GetKind() != resource.KindPipeline {
 		return errorf(http.StatusUnprocessableEntity, "want one Pipeline document, got %d documents", len(rs))
 	}
 	p := rs[0].(*resource.Pipeline)

@@ -42,7 +42,7 @@ func (m *Manager) Apply(ctx context.Context, desired []resource.Resource, opts A
 	}
 	byName := func(kind, name string) resource.Resource {
 		for _, r := range desired {
-			if r.Kind() == kind && r.Name() == name {
+			if r.GetKind() == kind && r.GetName() == name {
 				return r
 			}
 		}
@@ -96,8 +96,8 @@ func (m *Manager) current(ctx context.Context, desired []resource.Resource, prun
 	}
 	topics := map[string]bool{}
 	for _, r := range desired {
-		if r.Kind() == resource.KindTopic {
-			topics[r.Name()] = true
+		if r.GetKind() == resource.KindTopic {
+			topics[r.GetName()] = true
 		}
 	}
 	if prune {

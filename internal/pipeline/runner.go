@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -273,12 +274,12 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 	}()
 
 	d := &delivery{r: r, sink: sink, dlq: dlq, topic: topic, group: spec.Source.Group, budget: bud,
-		committed: maps(positions), hwm: make(map[int32]int64)}
+		committed: maps.Clone(positions), hwm: make(map[int32]int64)}
 	if ts, ok := sink.(connector.TransactionalSink); ok && spec.Delivery == resource.ExactlyOnce {
 		d.tx = ts
 	}
 	d.staging, _ = sink.(connector.StagingSink)
-	b := &batch{positions: maps(positions)}
+	b := &batch{positions: maps.Clone(positions)}
 	r.setCommitted(d.committed, 0)
 	r.mu.Lock()
 	r.status.StartedAt = r.env.now()
@@ -362,14 +363,6 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 			}
 		}
 	}
-}
-
-func maps(m map[int32]int64) map[int32]int64 {
-	c := make(map[int32]int64, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
 
 // take runs a chunk's records through the processors into b. It reports
@@ -557,6 +550,14 @@ func (d *delivery) deliver(ctx context.Context, b *batch) error {
 	case d.staging != nil:
 		d.staged = cp
 		d.stagedWritten += written
+		if _, pending := d.staging.FlushDue(); !pending {
+			// Nothing of this batch is held in the sink (every record
+			// was dropped or rejected): its checkpoint need not wait for
+			// a flush.
+			if err := d.flushStaged(ctx); err != nil {
+				return err
+			}
+		}
 	case d.tx != nil:
 		d.markCommitted(cp, written)
 		// The group's offsets follow, for lag in the groups API; the
@@ -648,4 +649,3 @@ func stageOf(stage string, err error) string {
 	}
 	return stage
 }
-

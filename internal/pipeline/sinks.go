@@ -37,7 +37,7 @@ func (m *Manager) openSink(ctx context.Context, p *resource.Pipeline, chain *pro
 	case s.Topic != nil:
 		return topic.New(topic.Options{Log: m.opts.Log, Topic: s.Topic.Name})
 	case s.Stdout != nil:
-		return file.NewWriter(m.opts.Stdout, s.Stdout.Format), nil
+		return file.NewWriter(m.opts.Stdout, s.Stdout.Format)
 	}
 	return nil, connector.Permanent(errors.New("the spec names no sink"))
 }
