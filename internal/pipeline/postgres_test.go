@@ -115,7 +115,8 @@ func TestPostgresOutage(t *testing.T) {
 		t.Errorf("heap grew by %d bytes during the outage", grew)
 	}
 	pg.Start(t)
-	waitFor(t, "every row after the outage", func() bool {
+	// The next attempt may be up to maxBackoff (30 s, plus jitter) away.
+	waitWithin(t, 45*time.Second, "every row after the outage", func() bool {
 		return pg.QueryInt(t, "SELECT count(*) FROM events") == int64(next)
 	})
 	if got := pg.QueryInt(t, "SELECT count(DISTINCT id) FROM events"); got != int64(next) {

@@ -3,7 +3,6 @@ package resource
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -148,32 +147,30 @@ func Redact(p *Pipeline) *Pipeline {
 	return &c
 }
 
-var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+var (
+	urlPassword   = regexp.MustCompile(`^(postgres(?:ql)?://[^:/@?]*:)([^@/]*)(@)`)
+	queryPassword = regexp.MustCompile(`([?&]password=)([^&]*)`)
+	kvPassword    = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+)
 
-// RedactDSN masks the password of a libpq URL or key=value DSN.
+// RedactDSN masks the password of a libpq URL or key=value DSN; a
+// ${VAR} in its place stays.
 func RedactDSN(dsn string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "****"
-		}
-		if u.User != nil {
-			if pw, ok := u.User.Password(); ok && !strings.Contains(pw, "${") {
-				u.User = url.UserPassword(u.User.Username(), "****")
+	mask := func(re *regexp.Regexp, s string) string {
+		return re.ReplaceAllStringFunc(s, func(m string) string {
+			sub := re.FindStringSubmatch(m)
+			if strings.Contains(sub[2], "${") || sub[2] == "" {
+				return m
 			}
-		}
-		q := u.Query()
-		if pw := q.Get("password"); pw != "" && !strings.Contains(pw, "${") {
-			q.Set("password", "****")
-			u.RawQuery = q.Encode()
-		}
-		return strings.Replace(u.String(), "%2A%2A%2A%2A", "****", -1)
+			end := ""
+			if len(sub) > 3 {
+				end = sub[3]
+			}
+			return sub[1] + "****" + end
+		})
 	}
-	return kvPassword.ReplaceAllStringFunc(dsn, func(m string) string {
-		sub := kvPassword.FindStringSubmatch(m)
-		if strings.Contains(sub[2], "${") {
-			return m
-		}
-		return sub[1] + "****"
-	})
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return mask(queryPassword, mask(urlPassword, dsn))
+	}
+	return mask(kvPassword, dsn)
 }

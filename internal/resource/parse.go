@@ -250,8 +250,8 @@ func duplicates(rs []Resource, ors []origin) Errors {
 	for i, r := range rs {
 		k := r.GetKind() + "/" + r.GetName()
 		if first, ok := seen[k]; ok {
-			e := errAt(ors[i].file, ors[i].node, "metadata.name", fmt.Sprintf("%s %q is declared twice", r.GetKind(), r.GetName()))
-			line, col := position(first.node)
+			e := errAt(ors[i].file, nodeAt(ors[i].node, "metadata", "name"), "metadata.name", fmt.Sprintf("%s %q is declared twice", r.GetKind(), r.GetName()))
+			line, col := position(nodeAt(first.node, "metadata", "name"))
 			e.Hint = fmt.Sprintf("first at %s:%d:%d", first.file, line, col)
 			errs = append(errs, e)
 			continue

@@ -240,6 +240,20 @@ func (p *fileParser) validateSink(pl *Pipeline, body ast.Node) {
 		p.add(at(), "spec.sink", "names "+strings.Join(kinds, " and ")+": a pipeline has one sink", "")
 		return
 	}
+	// Enumerations first, with suggestions; a connector's own check would
+	// report the same value without one.
+	before := len(p.errs)
+	switch {
+	case sk.Postgres != nil:
+		p.enum(body, []string{"spec", "sink", "postgres", "mode"}, sk.Postgres.Mode, "insert", "upsert")
+	case sk.Parquet != nil:
+		p.enum(body, []string{"spec", "sink", "parquet", "compression"}, sk.Parquet.Compression, "snappy", "zstd", "gzip", "none")
+	case sk.File != nil:
+		p.enum(body, []string{"spec", "sink", "file", "format"}, sk.File.Format, "value", "record")
+	}
+	if len(p.errs) > before {
+		return
+	}
 	var err error
 	switch {
 	case sk.Postgres != nil:
