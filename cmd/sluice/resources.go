@@ -159,7 +159,7 @@ func printChanges(w io.Writer, cc *clientConfig, changes []client.Change, dryRun
 	}
 	for _, c := range changes {
 		fmt.Fprintf(w, "%s/%s %s\n", strings.ToLower(c.Kind), c.Name, verb[c.Action])
-		if c.Diff != "" && c.Action != resource.ActionUnchanged {
+		if c.Diff != "" && c.Action == resource.ActionUpdate {
 			for _, line := range strings.Split(strings.TrimRight(c.Diff, "\n"), "\n") {
 				fmt.Fprintf(w, "    %s\n", line)
 			}

@@ -54,8 +54,8 @@ type PipelineSpec struct {
 	// Delivery is "at-least-once" (the default) or "exactly-once" (sinks
 	// that store offsets with the data: postgres).
 	Delivery   string      `json:"delivery,omitempty" yaml:"delivery,omitempty"`
-	Batch      Batch       `json:"batch,omitempty" yaml:"batch,omitempty"`
-	Retry      Retry       `json:"retry,omitempty" yaml:"retry,omitempty"`
+	Batch      Batch       `json:"batch,omitzero" yaml:"batch,omitempty"`
+	Retry      Retry       `json:"retry,omitzero" yaml:"retry,omitempty"`
 	DeadLetter *DeadLetter `json:"deadLetter,omitempty" yaml:"deadLetter,omitempty"`
 	// Paused pipelines keep their checkpoints but read nothing.
 	Paused bool `json:"paused,omitempty" yaml:"paused,omitempty"`
