@@ -131,4 +131,3 @@ func recordSize(r *record.Record) int {
 func (s *Sink) Close(context.Context) error { return nil }
 
 var _ connector.Sink = (*Sink)(nil)
-
