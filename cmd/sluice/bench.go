@@ -21,7 +21,49 @@ func newBenchCommand() *cobra.Command {
 		Short: "Measure Sluice on this machine, against baselines measured in the same run",
 	}
 	cmd.AddCommand(newBenchLogCommand(), newBenchLogFillCommand(), newBenchProduceCommand(), newBenchConsumeCommand(),
-		newBenchKafkaCommand())
+		newBenchKafkaCommand(), newBenchPipelineCommand())
+	return cmd
+}
+
+func newBenchPipelineCommand() *cobra.Command {
+	var o bench.PipelineOptions
+	var cpuprofile string
+	cmd := &cobra.Command{
+		Use:   "pipeline",
+		Short: "Benchmark pipelines: topic to PostgreSQL (against a raw COPY) and to Parquet",
+		Long: `Benchmark pipelines. Each of --runs runs fills a topic of an embedded log
+with --records JSON records of about --record-bytes bytes, then times, in
+turn: a raw pgx CopyFrom of the same rows, already decoded, in batches of
+--batch-records (the ceiling for a COPY-based sink); the same records
+through a pipeline into PostgreSQL in insert mode, at-least-once and then
+exactly-once; and, with --parquet, through a pipeline into Parquet files. A
+pipeline phase ends when its committed positions reach the end of the topic.
+The report gives records/s and the peak heap of each phase, and the ratios
+to the raw COPY. --postgres names the database (tables sluice_bench_* are
+created and dropped); without it only Parquet is measured. Nothing passes or
+fails on speed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.DSN == "" && !o.Parquet {
+				return fmt.Errorf("want --postgres DSN, --parquet or both")
+			}
+			o.Out = cmd.OutOrStdout()
+			return withCPUProfile(cpuprofile, &o.CPUProfile, func() error {
+				_, err := bench.Pipeline(cmd.Context(), o)
+				return err
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process over the runs to this file")
+	f.StringVar(&o.DSN, "postgres", "", "PostgreSQL DSN to write to (postgres://user@host:port/db)")
+	f.BoolVar(&o.Parquet, "parquet", false, "also measure a pipeline into Parquet files in the scratch directory")
+	f.IntVar(&o.Records, "records", 1_000_000, "records in the source topic")
+	f.IntVar(&o.RecordBytes, "record-bytes", 200, "bytes of each JSON record")
+	f.IntVar(&o.Partitions, "partitions", 4, "partitions of the source topic")
+	f.IntVar(&o.BatchRecords, "batch-records", 5000, "records per sink batch (the pipelines' batch.maxRecords)")
+	f.IntVar(&o.Runs, "runs", 3, "runs; medians are reported")
+	f.StringVar(&o.Dir, "dir", "", "scratch directory (default: a new temporary directory)")
 	return cmd
 }
 

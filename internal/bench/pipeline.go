@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,8 @@ type PipelineOptions struct {
 	// Parquet runs the topic -> Parquet phase too.
 	Parquet bool
 	Out     io.Writer
+	// CPUProfile, if set, receives a CPU profile of the runs.
+	CPUProfile io.Writer
 }
 
 func (o *PipelineOptions) setDefaults() {
@@ -112,6 +115,12 @@ func Pipeline(ctx context.Context, o PipelineOptions) ([][]PipelineRun, error) {
 		runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(o.Out, "- source: %d JSON records of %d bytes in %d partitions of an embedded log; batches of %d records\n- scratch directory: %s\n\n",
 		o.Records, o.RecordBytes, o.Partitions, o.BatchRecords, dir)
+	if o.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(o.CPUProfile); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var all [][]PipelineRun
 	for run := 0; run < o.Runs; run++ {
 		runs, err := pipelineRun(ctx, o, filepath.Join(dir, "run"+strconv.Itoa(run)), run)
@@ -217,6 +226,10 @@ func pipelineRun(ctx context.Context, o PipelineOptions, dir string, run int) ([
 			var r PipelineRun
 			if ph.delivery == "" {
 				r, err = rawCopy(ctx, conn, ph.table, ids, o)
+				// The decoded rows are the raw COPY's alone: drop them so
+				// that the pipelines' peak heap is theirs.
+				ids = nil
+				runtime.GC()
 			} else {
 				spec := benchPipeline("bench-"+ph.table, topic, o)
 				spec.Spec.Delivery = ph.delivery

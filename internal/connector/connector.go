@@ -186,6 +186,21 @@ func (r *Record) Doc() (any, error) {
 	return r.doc, nil
 }
 
+// ParseDoc parses the value with d, so that a later Doc returns the
+// document at once; the error is Doc's. Fetchers call it ahead of the
+// processors, each with its own decoder.
+func (r *Record) ParseDoc(d *JSONDecoder) error {
+	if r.state != valueBytes || r.value == nil {
+		return nil
+	}
+	doc, err := d.Decode(r.value)
+	if err != nil {
+		return fmt.Errorf("value is not JSON: %w", err)
+	}
+	r.doc, r.state = doc, valueBoth
+	return nil
+}
+
 // SetDoc replaces the value with a JSON document.
 func (r *Record) SetDoc(doc any) { r.doc, r.value, r.state = doc, nil, valueDoc }
 

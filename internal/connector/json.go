@@ -24,18 +24,111 @@ import (
 // reflection: this is the per-record cost of every pipeline that looks
 // into values.
 func DecodeJSON(b []byte) (any, error) {
-	d := jsontext.NewDecoder(bytes.NewReader(b))
-	v, err := decodeValue(d)
+	var d JSONDecoder
+	return d.Decode(b)
+}
+
+// JSONDecoder decodes documents as DecodeJSON does, reusing its state
+// from one document to the next and sharing the strings of object names
+// that repeat (every record of a topic has the same few), which saves most
+// of the allocations of a small document. A JSONDecoder is used by one
+// goroutine at a time; the zero value is ready to use.
+type JSONDecoder struct {
+	r     bytes.Reader
+	d     *jsontext.Decoder
+	names map[string]string
+}
+
+// maxInternedNames bounds the names a JSONDecoder keeps: documents with
+// ever-new names (maps keyed by IDs) must not grow it without bound.
+const maxInternedNames = 4096
+
+// Decode parses one document; see DecodeJSON.
+func (jd *JSONDecoder) Decode(b []byte) (any, error) {
+	jd.r.Reset(b)
+	if jd.d == nil {
+		jd.d = jsontext.NewDecoder(&jd.r)
+	} else {
+		// Reused: names are worth sharing from now on.
+		jd.d.Reset(&jd.r)
+		if jd.names == nil {
+			jd.names = make(map[string]string)
+		}
+	}
+	v, err := jd.value()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := d.ReadToken(); !errors.Is(err, io.EOF) {
+	if _, err := jd.d.ReadToken(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("invalid JSON: data after the top-level value")
 	}
 	return v, nil
 }
 
-func decodeValue(d *jsontext.Decoder) (any, error) {
+// name reads an object name, shared when it was seen before.
+func (jd *JSONDecoder) name() (string, error) {
+	raw, err := jd.d.ReadValue()
+	if err != nil {
+		return "", err
+	}
+	if len(raw) >= 2 && bytes.IndexByte(raw, '\\') < 0 {
+		inner := raw[1 : len(raw)-1]
+		if s, ok := jd.names[string(inner)]; ok {
+			return s, nil
+		}
+		s := string(inner)
+		if jd.names != nil && len(jd.names) < maxInternedNames {
+			jd.names[s] = s
+		}
+		return s, nil
+	}
+	var s string
+	if err := unquote(raw, &s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+func (jd *JSONDecoder) value() (any, error) {
+	d := jd.d
+	switch d.PeekKind() {
+	case '{':
+		if _, err := d.ReadToken(); err != nil {
+			return nil, err
+		}
+		m := make(map[string]any)
+		for d.PeekKind() != '}' {
+			name, err := jd.name()
+			if err != nil {
+				return nil, err
+			}
+			v, err := jd.value()
+			if err != nil {
+				return nil, err
+			}
+			m[name] = v
+		}
+		if _, err := d.ReadToken(); err != nil {
+			return nil, err
+		}
+		return m, nil
+	case '[':
+		if _, err := d.ReadToken(); err != nil {
+			return nil, err
+		}
+		a := make([]any, 0, 4)
+		for d.PeekKind() != ']' {
+			v, err := jd.value()
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		if _, err := d.ReadToken(); err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
 	tok, err := d.ReadToken()
 	if err != nil {
 		return nil, err
@@ -56,39 +149,13 @@ func decodeValue(d *jsontext.Decoder) (any, error) {
 			return nil, fmt.Errorf("JSON number %.40s is out of range", tok.String())
 		}
 		return f, nil
-	case '{':
-		m := make(map[string]any)
-		for d.PeekKind() != '}' {
-			k, err := d.ReadToken()
-			if err != nil {
-				return nil, err
-			}
-			name := k.String() // before the next read voids k
-			v, err := decodeValue(d)
-			if err != nil {
-				return nil, err
-			}
-			m[name] = v
-		}
-		if _, err := d.ReadToken(); err != nil {
-			return nil, err
-		}
-		return m, nil
-	case '[':
-		a := make([]any, 0, 4)
-		for d.PeekKind() != ']' {
-			v, err := decodeValue(d)
-			if err != nil {
-				return nil, err
-			}
-			a = append(a, v)
-		}
-		if _, err := d.ReadToken(); err != nil {
-			return nil, err
-		}
-		return a, nil
 	}
 	return nil, fmt.Errorf("invalid JSON token %v", tok.Kind())
+}
+
+// unquote decodes a JSON string with escapes.
+func unquote(raw []byte, dst *string) error {
+	return json.Unmarshal(raw, dst)
 }
 
 // EncodeJSON encodes a document of DecodeJSON's types (and the other types

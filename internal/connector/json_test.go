@@ -69,6 +69,12 @@ func FuzzDecodeJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := DecodeJSON(b)
+		var jd JSONDecoder
+		_, _ = jd.Decode([]byte(`{"a":1}`))
+		v2, err2 := jd.Decode(b)
+		if (err == nil) != (err2 == nil) || (err == nil && !reflect.DeepEqual(v, v2)) {
+			t.Fatalf("a reused decoder disagrees on %q: %v, %v against %v, %v", b, v2, err2, v, err)
+		}
 		if err != nil {
 			return
 		}
@@ -76,9 +82,9 @@ func FuzzDecodeJSON(f *testing.F) {
 		if err != nil {
 			t.Fatalf("encode %#v from %q: %v", v, b, err)
 		}
-		v2, err := DecodeJSON(enc)
-		if err != nil || !reflect.DeepEqual(asFloats(v), asFloats(v2)) {
-			t.Fatalf("round trip of %q: got %#v, %v; want %#v", b, v2, err, v)
+		v3, err := DecodeJSON(enc)
+		if err != nil || !reflect.DeepEqual(asFloats(v), asFloats(v3)) {
+			t.Fatalf("round trip of %q: got %#v, %v; want %#v", b, v3, err, v)
 		}
 	})
 }
@@ -88,6 +94,17 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	b.SetBytes(int64(len(doc)))
 	for b.Loop() {
 		if _, err := DecodeJSON(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkJSONDecoder(b *testing.B) {
+	doc := []byte(`{"id":123456,"name":"customer-4711","amount":1234.56,"note":"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"}`)
+	b.SetBytes(int64(len(doc)))
+	var d JSONDecoder
+	for b.Loop() {
+		if _, err := d.Decode(doc); err != nil {
 			b.Fatal(err)
 		}
 	}

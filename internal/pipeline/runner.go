@@ -253,6 +253,7 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 	inFlight := max(int64(spec.Batch.MaxBytes)*4, minInFlight)
 	bud := newBudget(inFlight)
 	src := newSource(r.env.log, topic, bud, fetchBytes, r.log)
+	src.predecode = len(spec.Processors) > 0 || spec.Sink.Postgres != nil || spec.Sink.Parquet != nil
 	for p, off := range positions {
 		src.start(srcCtx, p, off)
 	}

@@ -35,8 +35,13 @@ type source struct {
 	topic      string
 	budget     *budget
 	fetchBytes int
-	logger     *slog.Logger
-	codecs     record.Codecs
+	// predecode parses values as JSON in the fetchers, one goroutine per
+	// partition, for pipelines that will look into them: the parse is the
+	// main per-record cost, and this spreads it over the cores and
+	// overlaps it with the sink's writes.
+	predecode bool
+	logger    *slog.Logger
+	codecs    record.Codecs
 
 	out  chan chunk
 	errc chan error
@@ -88,6 +93,7 @@ func (s *source) wait() { s.wg.Wait() }
 
 // fetch is one partition's fetcher.
 func (s *source) fetch(ctx context.Context, p int32, offset int64) error {
+	var dec connector.JSONDecoder
 	for {
 		reserve := int64(s.fetchBytes)
 		if err := s.budget.acquire(ctx, reserve); err != nil {
@@ -137,8 +143,12 @@ func (s *source) fetch(ctx context.Context, p int32, offset int64) error {
 				cr.Topic, cr.Partition, cr.Offset = s.topic, p, r.Offset
 				cr.Timestamp = time.UnixMilli(r.Timestamp)
 				cr.Key, cr.Headers = r.Key, r.Headers
+				if s.predecode {
+					// An error is reported where the document is used.
+					_ = cr.ParseDoc(&dec)
+				}
 				c.records = append(c.records, cr)
-				cost += recordCost(cr)
+				cost += recordCost(cr, s.predecode)
 			}
 			c.next = max(c.next, h.NextOffset())
 		}
@@ -199,10 +209,14 @@ func (s *source) resetOffset(ctx context.Context, p int32, offset int64) (int64,
 }
 
 // recordCost is what a record counts against the budget: its bytes and
-// the bookkeeping around them.
-func recordCost(r *connector.Record) int64 {
+// the bookkeeping around them, and for a parsed value its document, which
+// takes about three times the bytes of its JSON.
+func recordCost(r *connector.Record, parsed bool) int64 {
 	v, _ := r.Value()
 	n := int64(len(r.Key)+len(v)) + 160
+	if parsed {
+		n += 3 * int64(len(v))
+	}
 	for _, h := range r.Headers {
 		n += int64(len(h.Key)+len(h.Value)) + 40
 	}
