@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,6 +121,23 @@ spec:
 	}
 	if _, code := run("diff", "-f", specs); code != 2 {
 		t.Fatalf("diff of a bad file: got exit %d, want 2", code)
+	}
+
+	// The server validates too: a bad document over HTTP gets 422 with
+	// every problem at its line and column.
+	req, err := http.NewRequest(http.MethodPut, base+"/v1/pipelines/p", strings.NewReader(
+		"apiVersion: sluice.dev/v1\nkind: Pipeline\nmetadata: {name: p}\nspec:\n  source: {topic: orders}\n  sink: {stdout: {formt: value}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `PUT /v1/pipelines/p:6:19: spec.sink.stdout.formt: unknown field (did you mean \"format\"?)`; resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), want) {
+		t.Fatalf("PUT of a bad document: got %s %s, want 422 with %s", resp.Status, body, want)
 	}
 
 	// Prune: a file without the pipeline and the topic deletes both.
