@@ -49,12 +49,15 @@ func (s *specStore) ensure(ctx context.Context) error {
 	return nil
 }
 
-// load reads the topic whole and returns each pipeline's last spec.
+// load reads the topic whole and returns each resource's last record.
+// A log without the topic has none: the topic is created by the first
+// put, so that a server that never runs a pipeline lists no topic of its
+// own.
 func (s *specStore) load(ctx context.Context) (map[string][]byte, error) {
-	if err := s.ensure(ctx); err != nil {
-		return nil, err
-	}
 	end, err := s.log.ListOffset(ctx, SpecTopic, 0, stream.Latest)
+	if errors.Is(err, stream.ErrUnknownTopic) || errors.Is(err, stream.ErrUnknownPartition) {
+		return map[string][]byte{}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pipeline specs: %w", err)
 	}
