@@ -24,13 +24,43 @@ import (
 	"github.com/goccy/go-yaml/parser"
 )
 
-// Limits of what Parse reads.
+// Limits of what Parse reads. The YAML parser's time grows faster than
+// linearly with the size of one document (a 2 MiB mapping takes a minute),
+// so documents are bounded on their own, before parsing, well below that.
 const (
 	// MaxInputBytes bounds one file or request body.
-	MaxInputBytes = 4 << 20
+	MaxInputBytes = 1 << 20
+	// MaxDocumentBytes bounds one document of it.
+	MaxDocumentBytes = 128 << 10
 	// MaxDocuments bounds the documents of one file.
 	MaxDocuments = 1000
 )
+
+// checkDocumentSizes finds a document over MaxDocumentBytes, splitting at
+// the lines that start with "---" as YAML's document markers do.
+func checkDocumentSizes(name string, data []byte) *Error {
+	start, startLine, line := 0, 1, 1
+	check := func(end int) *Error {
+		if end-start > MaxDocumentBytes {
+			return &Error{File: name, Line: startLine, Column: 1,
+				Msg: fmt.Sprintf("document of %d bytes, at most %d", end-start, MaxDocumentBytes), Hint: "split it into several resources"}
+		}
+		return nil
+	}
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\n' {
+			continue
+		}
+		line++
+		if strings.HasPrefix(string(data[i+1:min(i+4, len(data))]), "---") {
+			if e := check(i + 1); e != nil {
+				return e
+			}
+			start, startLine = i+1, line
+		}
+	}
+	return check(len(data))
+}
 
 // Resource is a parsed *Topic or *Pipeline.
 type Resource interface {
@@ -189,6 +219,9 @@ type origin struct {
 func parse(name string, data []byte, opts ParseOptions) ([]Resource, []origin, error) {
 	if len(data) > MaxInputBytes {
 		return nil, nil, Errors{{File: name, Msg: fmt.Sprintf("%d bytes, at most %d", len(data), MaxInputBytes)}}
+	}
+	if e := checkDocumentSizes(name, data); e != nil {
+		return nil, nil, Errors{e}
 	}
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {

@@ -244,3 +244,16 @@ func FuzzParse(f *testing.F) {
 		_, _ = Parse("f.yaml", b, ParseOptions{})
 	})
 }
+
+func TestSizeLimits(t *testing.T) {
+	big := "apiVersion: sluice.dev/v1\nkind: Topic\nmetadata: {name: x}\nspec:\n  partitions: 1\n  config:\n" +
+		strings.Repeat("    key: value\n", MaxDocumentBytes/15+1)
+	_, err := Parse("f.yaml", []byte(good+"---\n"+big), ParseOptions{})
+	if want := "f.yaml:20:1: document of"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	_, err = Parse("f.yaml", make([]byte, MaxInputBytes+1), ParseOptions{})
+	if err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Fatalf("got %v for an input over MaxInputBytes", err)
+	}
+}
