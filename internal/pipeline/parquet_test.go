@@ -89,4 +89,3 @@ func TestParquetPipeline(t *testing.T) {
 		t.Fatalf("got %d rows (%v ... ), want n = 0..999 once each", len(ns), ns[:min(5, len(ns))])
 	}
 }
-
