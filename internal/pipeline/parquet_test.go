@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,16 +32,7 @@ func TestParquetPipeline(t *testing.T) {
 		}
 		produce(t, l, "in", p, vs...)
 	}
-	mgr, err := New(Options{Log: l, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := mgr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer mgr.Close(context.Background())
+	mgr := startManager(t, Options{Log: l, Registerer: prometheus.NewRegistry()})
 	dir := t.TempDir()
 	p := testPipeline("lake", "in")
 	p.Spec.Sink = resource.Sink{Parquet: &parquet.Config{Path: dir, PartitionBy: `"kind=" + record.value.kind`,
@@ -60,7 +50,7 @@ func TestParquetPipeline(t *testing.T) {
 		Offset int64  `parquet:"_offset"`
 	}
 	var ns []int64
-	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"fmt"
 	"runtime"
 	"slices"
@@ -22,29 +21,13 @@ import (
 // resolves to dsn.
 func newPGManager(t *testing.T, l stream.Log, dsn string) *Manager {
 	t.Helper()
-	mgr, err := New(Options{Log: l, Registerer: prometheus.NewRegistry(),
+	return startManager(t, Options{Log: l, Registerer: prometheus.NewRegistry(),
 		Env: func(k string) (string, bool) {
 			if k == "PG_DSN" {
 				return dsn, true
 			}
 			return "", false
 		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := mgr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer ccancel()
-		if err := mgr.Close(cctx); err != nil {
-			t.Error(err)
-		}
-		cancel()
-	})
-	return mgr
 }
 
 func ids(from, n int) []string {

@@ -222,8 +222,15 @@ type testEnv struct {
 func newTestEnv(t *testing.T, l stream.Log, sink connector.Sink) *testEnv {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	mgr, err := New(Options{Log: l, Registerer: reg,
+	mgr := startManager(t, Options{Log: l, Registerer: reg,
 		OpenSink: func(context.Context, *resource.Pipeline, *process.Chain) (connector.Sink, error) { return sink, nil }})
+	return &testEnv{log: l, reg: reg, mgr: mgr}
+}
+
+// startManager starts a manager that the test's cleanup closes.
+func startManager(t *testing.T, opts Options) *Manager {
+	t.Helper()
+	mgr, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,14 +239,14 @@ func newTestEnv(t *testing.T, l stream.Log, sink connector.Sink) *testEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer ccancel()
 		if err := mgr.Close(cctx); err != nil {
 			t.Error(err)
 		}
 		cancel()
 	})
-	return &testEnv{log: l, reg: reg, mgr: mgr}
+	return mgr
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

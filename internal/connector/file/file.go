@@ -46,7 +46,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/connector"
@@ -124,7 +123,7 @@ func New(ctx context.Context, opts Options) (*Sink, error) {
 	}
 	s := &Sink{opts: opts, format: formatOf(opts.Config.Format), log: opts.Logger.With("path", opts.Config.Path)}
 	if err := os.MkdirAll(filepath.Dir(opts.Config.Path), 0o755); err != nil {
-		return nil, fmt.Errorf("file sink %s: %w", opts.Config.Path, classify(err))
+		return nil, fmt.Errorf("file sink %s: %w", opts.Config.Path, connector.FileError(err))
 	}
 	if err := s.open(); err != nil {
 		return nil, err
@@ -213,7 +212,7 @@ func (s *Sink) append(p []byte) error {
 	}
 	if _, err := s.f.Write(p); err != nil {
 		s.undo()
-		return fmt.Errorf("%s: write: %w", s.name(), classify(err))
+		return fmt.Errorf("%s: write: %w", s.name(), connector.FileError(err))
 	}
 	if err := s.f.Sync(); err != nil {
 		s.undo()
@@ -255,13 +254,13 @@ func (s *Sink) rotate() error {
 		if _, err := os.Lstat(to); errors.Is(err, fs.ErrNotExist) {
 			break
 		} else if err != nil {
-			return fmt.Errorf("%s: rotate: %w", s.name(), classify(err))
+			return fmt.Errorf("%s: rotate: %w", s.name(), connector.FileError(err))
 		}
 	}
 	// The sink is the only writer of path, so nothing can take the name
 	// between the Lstat and the rename.
 	if err := os.Rename(path, to); err != nil {
-		return fmt.Errorf("%s: rotate: %w", s.name(), classify(err))
+		return fmt.Errorf("%s: rotate: %w", s.name(), connector.FileError(err))
 	}
 	old := s.f
 	s.f, s.size = nil, 0
@@ -278,15 +277,15 @@ func (s *Sink) open() error {
 	path := s.opts.Config.Path
 	f, err := s.opts.openFile(path)
 	if err != nil {
-		return fmt.Errorf("%s: open: %w", s.name(), classify(err))
+		return fmt.Errorf("%s: open: %w", s.name(), connector.FileError(err))
 	}
 	fi, err := f.Stat()
 	if err == nil {
-		err = syncDir(filepath.Dir(path))
+		err = connector.SyncDir(filepath.Dir(path))
 	}
 	if err != nil {
 		_ = f.Close()
-		return fmt.Errorf("%s: open: %w", s.name(), classify(err))
+		return fmt.Errorf("%s: open: %w", s.name(), connector.FileError(err))
 	}
 	s.f, s.size, s.opened = f, fi.Size(), s.opts.Now()
 	return nil
@@ -321,7 +320,7 @@ func (s *Sink) repairTail() error {
 	}
 	s.log.Warn("file sink: cutting off a partial last line left by a crash", "bytes", s.size-end)
 	if err := s.f.Truncate(end); err != nil {
-		return fmt.Errorf("%s: cut off a partial line: %w", s.name(), classify(err))
+		return fmt.Errorf("%s: cut off a partial line: %w", s.name(), connector.FileError(err))
 	}
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("%s: fsync: %w", s.name(), connector.Permanent(err))
@@ -353,25 +352,4 @@ func (s *Sink) name() string {
 		return "file sink (stream)"
 	}
 	return "file sink " + s.opts.Config.Path
-}
-
-// classify marks the errors that retrying cannot fix: no permission, a
-// read-only file system.
-func classify(err error) error {
-	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
-		return connector.Permanent(err)
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

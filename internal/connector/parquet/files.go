@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -106,7 +105,7 @@ func tmpPattern(pipeline string) *regexp.Regexp {
 func (s *Sink) create(part, dir string, schema *fileSchema) (*stagedFile, error) {
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, classify(err)
+			return nil, connector.FileError(err)
 		}
 		s.newDirs = true
 	}
@@ -123,7 +122,7 @@ func (s *Sink) create(part, dir string, schema *fileSchema) (*stagedFile, error)
 			continue
 		}
 		if err != nil {
-			return nil, classify(err)
+			return nil, connector.FileError(err)
 		}
 		w := parquet.NewWriter(f, schema.schema, parquet.Compression(s.codec),
 			parquet.KeyValueMetadata("sluice.pipeline", s.opts.Pipeline))
@@ -147,13 +146,13 @@ func (s *Sink) write(sf *stagedFile, rows []parquet.Row) error {
 		}
 		n := min(len(rows), chunk)
 		if _, err := sf.w.WriteRows(rows[:n]); err != nil {
-			return classify(err)
+			return connector.FileError(err)
 		}
 		sf.rows += int64(n)
 		rows = rows[n:]
 		if sf.w.Size()-sf.groupStart >= int64(s.cfg.RowGroupBytes) {
 			if err := sf.w.Flush(); err != nil {
-				return classify(err)
+				return connector.FileError(err)
 			}
 			sf.groupStart = sf.w.Size()
 		}
@@ -172,7 +171,7 @@ func (sf *stagedFile) complete() error {
 		err = cerr
 	}
 	sf.f = nil
-	return classify(err)
+	return connector.FileError(err)
 }
 
 // publish gives a completed file its final name without replacing a file
@@ -194,9 +193,9 @@ func (sf *stagedFile) publish(pipeline string, seq func() int) error {
 				sf.name = fileName(pipeline, sf.started, seq())
 				continue
 			}
-			return classify(os.Rename(sf.tmp, final))
+			return connector.FileError(os.Rename(sf.tmp, final))
 		}
-		return classify(os.Remove(sf.tmp))
+		return connector.FileError(os.Remove(sf.tmp))
 	}
 	return fmt.Errorf("no free file name in %s", sf.dir)
 }
@@ -235,7 +234,7 @@ func (s *Sink) removeTemps() error {
 		}
 		if n > 0 {
 			removed += n
-			return syncDir(dir)
+			return connector.SyncDir(dir)
 		}
 		return nil
 	}
@@ -258,27 +257,6 @@ func (s *Sink) removeTemps() error {
 		s.log.Info("parquet sink: removed incomplete files of an earlier run", "files", removed)
 	}
 	return nil
-}
-
-// classify marks the errors that retrying cannot fix: no permission, a
-// read-only file system.
-func classify(err error) error {
-	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
-		return connector.Permanent(err)
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // describeFile names a file in errors and logs: the partition and the

@@ -142,10 +142,10 @@ func New(ctx context.Context, opts Options) (*Sink, error) {
 		}
 	}
 	if err := os.MkdirAll(s.cfg.Path, 0o755); err != nil {
-		return nil, fmt.Errorf("parquet: create %s: %w", s.cfg.Path, classify(err))
+		return nil, fmt.Errorf("parquet: create %s: %w", s.cfg.Path, connector.FileError(err))
 	}
 	if err := s.removeTemps(); err != nil {
-		return nil, fmt.Errorf("parquet: remove incomplete files in %s: %w", s.cfg.Path, classify(err))
+		return nil, fmt.Errorf("parquet: remove incomplete files in %s: %w", s.cfg.Path, connector.FileError(err))
 	}
 	return s, nil
 }
@@ -383,14 +383,14 @@ func (s *Sink) Flush(ctx context.Context) error {
 	for _, sf := range files {
 		if dirs[sf.dir] {
 			delete(dirs, sf.dir)
-			if err := syncDir(sf.dir); err != nil {
-				return fmt.Errorf("parquet: flush %s: sync directory: %w", s.where(sf.part), classify(err))
+			if err := connector.SyncDir(sf.dir); err != nil {
+				return fmt.Errorf("parquet: flush %s: sync directory: %w", s.where(sf.part), connector.FileError(err))
 			}
 		}
 	}
 	if s.newDirs {
-		if err := syncDir(s.cfg.Path); err != nil {
-			return fmt.Errorf("parquet: flush %s: sync directory %s: %w", s.opts.Pipeline, s.cfg.Path, classify(err))
+		if err := connector.SyncDir(s.cfg.Path); err != nil {
+			return fmt.Errorf("parquet: flush %s: sync directory %s: %w", s.opts.Pipeline, s.cfg.Path, connector.FileError(err))
 		}
 		s.newDirs = false
 	}
