@@ -7,6 +7,7 @@
 package resource
 
 import (
+	"bytes"
 	"encoding"
 	"encoding/json"
 	"errors"
@@ -21,7 +22,6 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 )
 
 // Limits of what Parse reads. The YAML parser's time grows faster than
@@ -35,32 +35,6 @@ const (
 	// MaxDocuments bounds the documents of one file.
 	MaxDocuments = 1000
 )
-
-// checkDocumentSizes finds a document over MaxDocumentBytes, splitting at
-// the lines that start with "---" as YAML's document markers do.
-func checkDocumentSizes(name string, data []byte) *Error {
-	start, startLine, line := 0, 1, 1
-	check := func(end int) *Error {
-		if end-start > MaxDocumentBytes {
-			return &Error{File: name, Line: startLine, Column: 1,
-				Msg: fmt.Sprintf("document of %d bytes, at most %d", end-start, MaxDocumentBytes), Hint: "split it into several resources"}
-		}
-		return nil
-	}
-	for i := 0; i < len(data); i++ {
-		if data[i] != '\n' {
-			continue
-		}
-		line++
-		if strings.HasPrefix(string(data[i+1:min(i+4, len(data))]), "---") {
-			if e := check(i + 1); e != nil {
-				return e
-			}
-			start, startLine = i+1, line
-		}
-	}
-	return check(len(data))
-}
 
 // Resource is a parsed *Topic or *Pipeline.
 type Resource interface {
@@ -220,26 +194,26 @@ func parse(name string, data []byte, opts ParseOptions) ([]Resource, []origin, e
 	if len(data) > MaxInputBytes {
 		return nil, nil, Errors{{File: name, Msg: fmt.Sprintf("%d bytes, at most %d", len(data), MaxInputBytes)}}
 	}
-	if e := checkDocumentSizes(name, data); e != nil {
-		return nil, nil, Errors{e}
-	}
-	f, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return nil, nil, Errors{yamlError(name, err)}
-	}
-	if len(f.Docs) > MaxDocuments {
-		return nil, nil, Errors{{File: name, Msg: fmt.Sprintf("%d documents, at most %d", len(f.Docs), MaxDocuments)}}
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	docs := splitDocuments(data)
+	if n := countContent(docs); n > MaxDocuments {
+		return nil, nil, Errors{{File: name, Msg: fmt.Sprintf("%d documents, at most %d", n, MaxDocuments), Hint: "split them into several files"}}
 	}
 	p := &fileParser{file: name, opts: opts}
 	var out []Resource
 	var ors []origin
-	for _, doc := range f.Docs {
-		if doc.Body == nil {
+	for _, d := range docs {
+		body, e := parseDocument(name, d)
+		if e != nil {
+			p.errs = append(p.errs, e)
+			continue
+		}
+		if body == nil {
 			continue // an empty document, as after a trailing ---
 		}
-		if r := p.document(doc.Body); r != nil {
+		if r := p.document(body); r != nil {
 			out = append(out, r)
-			ors = append(ors, origin{file: name, node: doc.Body})
+			ors = append(ors, origin{file: name, node: body})
 		}
 	}
 	if len(p.errs) > 0 {
