@@ -22,8 +22,12 @@ const (
 type Change struct {
 	Kind, Name string
 	Action     string
-	// Before and After are the canonical forms (nil when absent); Text the
-	// lines that differ, "-" before and "+" after, in YAML.
+	// Before and After are the canonical forms (nil when absent) with
+	// secrets masked as Redact masks them, for display: the changes go to
+	// clients and terminals. Text is the lines that differ, "-" before and
+	// "+" after, in YAML. The action is decided on the unmasked forms, so a
+	// changed password is an update whose Text says only that a secret
+	// changed.
 	Before, After []byte
 	Text          string
 }
@@ -36,6 +40,14 @@ func Canonical(r Resource) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s: %w", r.GetKind(), r.GetName(), err)
 	}
 	return b, nil
+}
+
+// shown is the canonical form with secrets masked.
+func shown(r Resource) ([]byte, error) {
+	if p, ok := r.(*Pipeline); ok {
+		r = Redact(p)
+	}
+	return Canonical(r)
 }
 
 // Marshal writes a resource as "json" or "yaml".
@@ -71,18 +83,29 @@ func Diff(current, desired []Resource, prune bool) ([]Change, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := Change{Kind: r.GetKind(), Name: r.GetName(), After: after, Action: ActionCreate}
-		if old, ok := cur[key(r)]; ok {
-			if c.Before, err = Canonical(old); err != nil {
+		c := Change{Kind: r.GetKind(), Name: r.GetName(), Action: ActionCreate}
+		old, ok := cur[key(r)]
+		if ok {
+			before, err := Canonical(old)
+			if err != nil {
 				return nil, err
 			}
 			c.Action = ActionUpdate
-			if bytes.Equal(c.Before, c.After) {
+			if bytes.Equal(before, after) {
 				c.Action = ActionUnchanged
 			}
+			if c.Before, err = shown(old); err != nil {
+				return nil, err
+			}
+		}
+		if c.After, err = shown(r); err != nil {
+			return nil, err
 		}
 		if c.Text, err = lineDiff(c.Before, c.After); err != nil {
 			return nil, err
+		}
+		if c.Action == ActionUpdate && c.Text == "" {
+			c.Text = "# a secret value changed (not shown)\n"
 		}
 		out = append(out, c)
 	}
@@ -91,7 +114,7 @@ func Diff(current, desired []Resource, prune bool) ([]Change, error) {
 			if want[key(r)] {
 				continue
 			}
-			before, err := Canonical(r)
+			before, err := shown(r)
 			if err != nil {
 				return nil, err
 			}
@@ -138,10 +161,30 @@ func lineDiff(before, after []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Only the lines between the common head and tail can differ; the LCS
+	// table is built for those alone, and not at all when it would be
+	// large (the whole middle is then shown as replaced).
+	for len(a) > 0 && len(b) > 0 && a[0] == b[0] {
+		a, b = a[1:], b[1:]
+	}
+	for len(a) > 0 && len(b) > 0 && a[len(a)-1] == b[len(b)-1] {
+		a, b = a[:len(a)-1], b[:len(b)-1]
+	}
+	const maxCells = 1 << 22
+	if (len(a)+1)*(len(b)+1) > maxCells {
+		var sb strings.Builder
+		for _, l := range a {
+			sb.WriteString("- " + l + "\n")
+		}
+		for _, l := range b {
+			sb.WriteString("+ " + l + "\n")
+		}
+		return sb.String(), nil
+	}
 	// lcs[i][j]: the longest common subsequence of a[i:] and b[j:].
-	lcs := make([][]int, len(a)+1)
+	lcs := make([][]int32, len(a)+1)
 	for i := range lcs {
-		lcs[i] = make([]int, len(b)+1)
+		lcs[i] = make([]int32, len(b)+1)
 	}
 	for i := len(a) - 1; i >= 0; i-- {
 		for j := len(b) - 1; j >= 0; j-- {

@@ -147,30 +147,132 @@ func Redact(p *Pipeline) *Pipeline {
 	return &c
 }
 
-var (
-	urlPassword   = regexp.MustCompile(`^(postgres(?:ql)?://[^:/@?]*:)([^@/]*)(@)`)
-	queryPassword = regexp.MustCompile(`([?&]password=)([^&]*)`)
-	kvPassword    = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
-)
+// onlyRefs matches values that are nothing but ${VAR} references: no
+// literal character, so nothing secret, and a default (${VAR:-x}) would
+// be a literal.
+var onlyRefs = regexp.MustCompile(`^(\$\{[A-Za-z_][A-Za-z0-9_]*\})+$`)
 
-// RedactDSN masks the password of a libpq URL or key=value DSN; a
-// ${VAR} in its place stays.
+const mask = "****"
+
+// secretParam reports whether a DSN parameter holds a secret (password,
+// sslpassword, ...).
+func secretParam(key string) bool {
+	k := strings.ToLower(key)
+	return strings.Contains(k, "password") || strings.Contains(k, "secret") || strings.Contains(k, "token")
+}
+
+func maskValue(v string) string {
+	if v == "" || onlyRefs.MatchString(v) {
+		return v
+	}
+	return mask
+}
+
+// RedactDSN masks the secrets of a libpq URL or key=value DSN: the
+// password of the URL's user information and every password, sslpassword
+// (or other secret-named) parameter. A value that is only ${VAR}
+// references stays, as it holds no secret; one mixing literal text with
+// references is masked whole. A key=value DSN that does not parse is
+// masked whole: what cannot be read cannot be shown safely.
 func RedactDSN(dsn string) string {
-	mask := func(re *regexp.Regexp, s string) string {
-		return re.ReplaceAllStringFunc(s, func(m string) string {
-			sub := re.FindStringSubmatch(m)
-			if strings.Contains(sub[2], "${") || sub[2] == "" {
-				return m
-			}
-			end := ""
-			if len(sub) > 3 {
-				end = sub[3]
-			}
-			return sub[1] + "****" + end
-		})
+	if dsn == "" || onlyRefs.MatchString(dsn) {
+		return dsn
 	}
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return mask(queryPassword, mask(urlPassword, dsn))
+	if i := strings.Index(dsn, "://"); i >= 0 && !strings.ContainsAny(dsn[:i], " =") {
+		return redactURL(dsn, i+3)
 	}
-	return mask(kvPassword, dsn)
+	return redactKeywords(dsn)
+}
+
+// redactURL masks the password of scheme://user:password@host/db?k=v.
+// The user information ends at the last "@" before the query, not at the
+// first "/": an unencoded "/" in a password must not leave the rest of it
+// readable.
+func redactURL(dsn string, from int) string {
+	head, query, hasQuery := strings.Cut(dsn[from:], "?")
+	head, frag, hasFrag := strings.Cut(head, "#")
+	if at := strings.LastIndexByte(head, '@'); at >= 0 {
+		if c := strings.IndexByte(head[:at], ':'); c >= 0 {
+			head = head[:c+1] + maskValue(head[c+1:at]) + head[at:]
+		}
+	}
+	out := dsn[:from] + head
+	if hasFrag {
+		out += "#" + frag
+	}
+	if hasQuery {
+		params := strings.Split(query, "&")
+		for i, kv := range params {
+			if k, v, ok := strings.Cut(kv, "="); ok && secretParam(k) {
+				params[i] = k + "=" + maskValue(v)
+			}
+		}
+		out += "?" + strings.Join(params, "&")
+	}
+	return out
+}
+
+// redactKeywords masks the secret values of "host=db password='x y'",
+// with libpq's syntax: spaces around "=", values bare or single-quoted
+// with backslash escapes.
+func redactKeywords(dsn string) string {
+	var b strings.Builder
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
+	i := 0
+	for i < len(dsn) {
+		j := i
+		for j < len(dsn) && isSpace(dsn[j]) {
+			j++
+		}
+		b.WriteString(dsn[i:j])
+		if i = j; i == len(dsn) {
+			break
+		}
+		for j < len(dsn) && dsn[j] != '=' && !isSpace(dsn[j]) {
+			j++
+		}
+		key := dsn[i:j]
+		for j < len(dsn) && isSpace(dsn[j]) {
+			j++
+		}
+		if j == len(dsn) || dsn[j] != '=' {
+			return mask
+		}
+		j++
+		for j < len(dsn) && isSpace(dsn[j]) {
+			j++
+		}
+		b.WriteString(dsn[i:j])
+		start := j
+		var val strings.Builder
+		if j < len(dsn) && dsn[j] == '\'' {
+			j++
+			for j < len(dsn) && dsn[j] != '\'' {
+				if dsn[j] == '\\' && j+1 < len(dsn) {
+					j++
+				}
+				val.WriteByte(dsn[j])
+				j++
+			}
+			if j == len(dsn) {
+				return mask
+			}
+			j++
+		} else {
+			for j < len(dsn) && !isSpace(dsn[j]) {
+				if dsn[j] == '\\' && j+1 < len(dsn) {
+					j++
+				}
+				val.WriteByte(dsn[j])
+				j++
+			}
+		}
+		if secretParam(key) && maskValue(val.String()) == mask {
+			b.WriteString(mask)
+		} else {
+			b.WriteString(dsn[start:j])
+		}
+		i = j
+	}
+	return b.String()
 }
