@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/goccy/go-yaml"
 )
 
 // Actions of a Change.
@@ -60,7 +58,7 @@ func Marshal(r Resource, format string) ([]byte, error) {
 	case "json":
 		return b, nil
 	case "yaml":
-		return yaml.JSONToYAML(b)
+		return toYAML(b)
 	}
 	return nil, fmt.Errorf("format %q: want json or yaml", format)
 }
@@ -147,7 +145,7 @@ func lineDiff(before, after []byte) (string, error) {
 		if b == nil {
 			return nil, nil
 		}
-		y, err := yaml.JSONToYAML(b)
+		y, err := toYAML(b)
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -326,12 +327,11 @@ func (p *fileParser) document(body ast.Node) Resource {
 	}
 	// The shape is right: decode through JSON, which the types' tags and
 	// units' unmarshalers speak.
-	var v any
-	if err := yaml.NodeToValue(body, &v); err != nil {
-		p.errs = append(p.errs, yamlError(p.file, err))
+	v := p.value(body, reflect.TypeOf(r).Elem(), "")
+	if len(p.errs) > before {
 		return nil
 	}
-	b, err := json.Marshal(normalize(v))
+	b, err := json.Marshal(v)
 	if err != nil {
 		p.add(body, "", err.Error(), "")
 		return nil
@@ -350,28 +350,6 @@ func (p *fileParser) document(body ast.Node) Resource {
 		return nil
 	}
 	return r
-}
-
-// normalize turns YAML's map[any]any into map[string]any for JSON.
-func normalize(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, e := range t {
-			t[k] = normalize(e)
-		}
-		return t
-	case map[any]any:
-		m := make(map[string]any, len(t))
-		for k, e := range t {
-			m[fmt.Sprint(k)] = normalize(e)
-		}
-		return m
-	case []any:
-		for i, e := range t {
-			t[i] = normalize(e)
-		}
-	}
-	return v
 }
 
 // mapping returns the key -> value nodes of a mapping node.
@@ -518,14 +496,31 @@ func (p *fileParser) check(node ast.Node, t reflect.Type, path string) {
 		if _, ok := n.(*ast.BoolNode); !ok {
 			p.add(n, path, fmt.Sprintf("%s: want true or false", describe(n)), "")
 		}
-	case reflect.Int, reflect.Int32, reflect.Int64:
-		if _, ok := n.(*ast.IntegerNode); !ok {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		i, ok := n.(*ast.IntegerNode)
+		if !ok {
 			p.add(n, path, fmt.Sprintf("%s: want a whole number", describe(n)), "")
+			return
+		}
+		if v, ok := i.Value.(uint64); ok && v > math.MaxInt64 || reflect.Zero(t).OverflowInt(toInt64(i.Value)) {
+			p.add(n, path, fmt.Sprintf("%s: want at most %d", describe(n), maxInt(t)), "")
 		}
 	case reflect.Interface:
 		// Any YAML value (an inline JSON Schema).
 	}
 }
+
+func toInt64(v any) int64 {
+	switch t := v.(type) {
+	case int64:
+		return t
+	case uint64:
+		return int64(t)
+	}
+	return 0
+}
+
+func maxInt(t reflect.Type) int64 { return int64(1)<<(t.Bits()-1) - 1 }
 
 func describe(n ast.Node) string {
 	if s, ok := n.(ast.ScalarNode); ok {
