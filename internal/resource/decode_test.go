@@ -8,7 +8,7 @@ import (
 // TestScalarsAsStrings: string fields and maps of strings take numbers and
 // booleans as written, as Kafka configs are usually written.
 func TestScalarsAsStrings(t *testing.T) {
-	rs, err := Parse("t.yaml", []byte("apiVersion: sluice.dev/v1\nkind: Topic\nmetadata: {name: t, labels: {version: 2, beta: true}}\nspec: {partitions: 3, config: {retention.ms: 86400000, segment.bytes: 0x100000}}\n"), ParseOptions{})
+	rs, err := Parse("t.yaml", []byte("apiVersion: sluice.dev/v1\nkind: Topic\nmetadata: {name: t, labels: {version: 2, beta: true}}\nspec: {partitions: 3, config: {retention.ms: 86400000, segment.bytes: 1048576}}\n"), ParseOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,7 +18,7 @@ func TestScalarsAsStrings(t *testing.T) {
 			t.Errorf("label %s: got %q, want %q", k, got, want)
 		}
 	}
-	for k, want := range map[string]string{"retention.ms": "86400000", "segment.bytes": "0x100000"} {
+	for k, want := range map[string]string{"retention.ms": "86400000", "segment.bytes": "1048576"} {
 		if got := tp.Spec.Config[k]; got != want {
 			t.Errorf("config %s: got %q, want %q", k, got, want)
 		}

@@ -82,7 +82,7 @@ func TestBadSpecs(t *testing.T) {
 		{"wrong apiVersion", "apiVersion: sluice.dev/v1\nkind: Topic", "apiVersion: sluice.dev/v2\nkind: Topic",
 			`f.yaml:16:13: apiVersion: "sluice.dev/v2": want sluice.dev/v1`},
 		{"zero partitions", "partitions: 6", "partitions: 0",
-			`f.yaml:19:20: spec.partitions: 0: want 1 to 100000`},
+			`f.yaml:19:20: spec.partitions: 0: want 1 to 10000`},
 		{"batch too big", "maxRecords: 5000", "maxRecords: 5000000",
 			`f.yaml:12:23: spec.batch.maxRecords: 5000000: want 1 to 1000000`},
 		{"backoffs reversed", "initialBackoff: 100ms, maxBackoff: 30s", "initialBackoff: 1m, maxBackoff: 30s",

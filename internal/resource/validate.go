@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/process"
+	"github.com/sluice-dev/sluice/internal/topic"
 )
 
 var (
@@ -25,7 +26,7 @@ const (
 	minBatchBytes   = 1 << 10
 	maxBatchBytes   = 256 << 20
 	maxBatchWait    = time.Hour
-	maxPartitions   = 100_000
+	maxPartitions   = topic.MaxPartitions
 )
 
 // ValidTopicName reports whether name is a Kafka topic name.
@@ -55,6 +56,7 @@ func (p *fileParser) validateTopic(t *Topic, body ast.Node) {
 	if n := t.Spec.Partitions; n < 1 || n > maxPartitions {
 		p.add(nodeAt(body, "spec", "partitions"), "spec.partitions", fmt.Sprintf("%d: want 1 to %d", n, maxPartitions), "")
 	}
+	p.topicConfig(t, body)
 }
 
 func oneOf(v string, allowed ...string) bool {
@@ -77,9 +79,12 @@ func (p *fileParser) validatePipeline(pl *Pipeline, body ast.Node) {
 	p.header(body, pl.APIVersion, pl.Metadata, KindPipeline)
 	s := &pl.Spec
 	at := func(path ...string) ast.Node { return nodeAt(body, append([]string{"spec"}, path...)...) }
+	p.references(pl, body)
 	switch {
 	case s.Source.Topic == "":
 		p.add(at("source"), "spec.source.topic", "required", "")
+	case hasRef(s.Source.Topic):
+		// Checked when the server has expanded it.
 	case !ValidTopicName(s.Source.Topic):
 		p.add(at("source", "topic"), "spec.source.topic", fmt.Sprintf("%q is not a topic name", s.Source.Topic), "")
 	}
@@ -120,10 +125,13 @@ func (p *fileParser) validatePipeline(pl *Pipeline, body ast.Node) {
 		switch {
 		case dl.Topic == "":
 			p.add(at("deadLetter"), "spec.deadLetter.topic", "required", "")
+		case hasRef(dl.Topic):
 		case !ValidTopicName(dl.Topic):
 			p.add(at("deadLetter", "topic"), "spec.deadLetter.topic", fmt.Sprintf("%q is not a topic name", dl.Topic), "")
 		case dl.Topic == s.Source.Topic:
 			p.add(at("deadLetter", "topic"), "spec.deadLetter.topic", "is the source topic", "a failed record would be read again and fail again")
+		case s.Sink.Topic != nil && dl.Topic == s.Sink.Topic.Name:
+			p.add(at("deadLetter", "topic"), "spec.deadLetter.topic", "is the sink topic", "refused records would be mixed with the output")
 		}
 	}
 	b := s.Batch
@@ -276,6 +284,7 @@ func (p *fileParser) validateSink(pl *Pipeline, body ast.Node) {
 		switch n := sk.Topic.Name; {
 		case n == "":
 			err = errors.New("name: required")
+		case hasRef(n):
 		case !ValidTopicName(n):
 			err = fmt.Errorf("name: %q is not a topic name", n)
 		case n == s.Source.Topic:
