@@ -3,7 +3,9 @@ package resource
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,9 +72,13 @@ func Expand(p *Pipeline, lookup func(string) (string, bool)) (*Pipeline, error) 
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, err
 	}
-	doc, err = expandValue(doc, "", lookup)
-	if err != nil {
-		return nil, fmt.Errorf("pipeline %s: %w", p.Metadata.Name, err)
+	// Only the spec is expanded: the name and labels are the pipeline's
+	// identity, the same wherever it runs.
+	var errs Errors
+	root := doc.(map[string]any)
+	root["spec"] = expandValue(root["spec"], "spec", lookup, &errs)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("pipeline %s: %w", p.Metadata.Name, errs)
 	}
 	if b, err = json.Marshal(doc); err != nil {
 		return nil, err
@@ -84,28 +90,26 @@ func Expand(p *Pipeline, lookup func(string) (string, bool)) (*Pipeline, error) 
 	return out, nil
 }
 
-func expandValue(v any, path string, lookup func(string) (string, bool)) (any, error) {
+// expandValue expands the strings of v in place, in the order of their
+// paths, adding an error for every unset variable.
+func expandValue(v any, path string, lookup func(string) (string, bool), errs *Errors) any {
 	switch t := v.(type) {
 	case string:
-		return expandString(t, path, lookup)
+		s, err := expandString(t, path, lookup)
+		if err != nil {
+			*errs = append(*errs, &Error{Msg: err.Error()})
+		}
+		return s
 	case map[string]any:
-		for k, e := range t {
-			x, err := expandValue(e, join(path, k), lookup)
-			if err != nil {
-				return nil, err
-			}
-			t[k] = x
+		for _, k := range slices.Sorted(maps.Keys(t)) {
+			t[k] = expandValue(t[k], join(path, k), lookup, errs)
 		}
 	case []any:
 		for i, e := range t {
-			x, err := expandValue(e, fmt.Sprintf("%s[%d]", path, i), lookup)
-			if err != nil {
-				return nil, err
-			}
-			t[i] = x
+			t[i] = expandValue(e, fmt.Sprintf("%s[%d]", path, i), lookup, errs)
 		}
 	}
-	return v, nil
+	return v
 }
 
 var varRef = regexp.MustCompile(`\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
@@ -114,7 +118,7 @@ func expandString(s, path string, lookup func(string) (string, bool)) (string, e
 	if !strings.Contains(s, "${") {
 		return s, nil
 	}
-	var err error
+	var missing []string
 	out := varRef.ReplaceAllStringFunc(s, func(m string) string {
 		if m == "$${" {
 			return "${"
@@ -126,12 +130,17 @@ func expandString(s, path string, lookup func(string) (string, bool)) (string, e
 		if sub[2] != "" {
 			return sub[3]
 		}
-		if err == nil {
-			err = fmt.Errorf("%s: ${%s} is not set in the server's environment", path, sub[1])
-		}
+		missing = append(missing, "${"+sub[1]+"}")
 		return ""
 	})
-	return out, err
+	switch len(missing) {
+	case 0:
+	case 1:
+		return out, fmt.Errorf("%s: %s is not set in the server's environment", path, missing[0])
+	default:
+		return out, fmt.Errorf("%s: %s are not set in the server's environment", path, strings.Join(missing, ", "))
+	}
+	return out, nil
 }
 
 // Redact returns a copy of p for display, with literal secrets masked: a

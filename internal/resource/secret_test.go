@@ -74,3 +74,29 @@ func TestDiffShowsNoSecret(t *testing.T) {
 		})
 	}
 }
+
+// TestExpandReportsEveryVariable: every unset variable is named, in the
+// order of the fields, never with a value; names and labels are not
+// expanded.
+func TestExpandReportsEveryVariable(t *testing.T) {
+	p := &Pipeline{Metadata: Metadata{Name: "${NAME}"}, Spec: PipelineSpec{
+		Source: Source{Topic: "${B}", Group: "${SET}${C}${D:-x}"},
+		Sink:   Sink{Stdout: &StdoutSink{Format: "${A}"}},
+	}}
+	set := map[string]string{"SET": "hunter2"}
+	_, err := Expand(p, func(k string) (string, bool) { v, ok := set[k]; return v, ok })
+	want := "pipeline ${NAME}: spec.sink.stdout.format: ${A} is not set in the server's environment\n" +
+		"spec.source.group: ${C} is not set in the server's environment\n" +
+		"spec.source.topic: ${B} is not set in the server's environment"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got\n%v\nwant\n%s", err, want)
+	}
+	set["A"], set["B"], set["C"] = "value", "orders", "c"
+	got, err := Expand(p, func(k string) (string, bool) { v, ok := set[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Metadata.Name != "${NAME}" || got.Spec.Source.Group != "hunter2cx" || got.Spec.Source.Topic != "orders" || p.Spec.Source.Topic != "${B}" {
+		t.Fatalf("got %+v from %+v", got, p)
+	}
+}
