@@ -47,7 +47,9 @@ const maxInternedNames = 4096
 func (jd *JSONDecoder) Decode(b []byte) (any, error) {
 	jd.r.Reset(b)
 	if jd.d == nil {
-		jd.d = jsontext.NewDecoder(&jd.r)
+		// Duplicate names are caught below, where the map shows them for
+		// free, rather than by jsontext's own bookkeeping of every name.
+		jd.d = jsontext.NewDecoder(&jd.r, jsontext.AllowDuplicateNames(true))
 	} else {
 		// Reused: names are worth sharing from now on.
 		jd.d.Reset(&jd.r)
@@ -105,6 +107,9 @@ func (jd *JSONDecoder) value() (any, error) {
 			v, err := jd.value()
 			if err != nil {
 				return nil, err
+			}
+			if _, dup := m[name]; dup {
+				return nil, fmt.Errorf("invalid JSON: duplicate object name %q", name)
 			}
 			m[name] = v
 		}
