@@ -384,6 +384,11 @@ func (r *runner) take(ctx context.Context, b *batch, c chunk, d *delivery) (bool
 		key, headers := rec.Key, rec.Headers
 		orig, _ := rec.Value()
 		ok, err := r.chain.Process(ctx, rec)
+		if _, recordFault := errors.AsType[*process.RecordError](err); err != nil && !recordFault {
+			// Not the record's fault (the pipeline is stopping): it is
+			// read again on the next start, never dead-lettered.
+			return false, err
+		}
 		switch {
 		case err != nil:
 			// The dead-letter record is the record as it arrived.
