@@ -134,12 +134,17 @@ func (s *source) fetch(ctx context.Context, p int32, offset int64) error {
 				return fmt.Errorf("read %s/%d: decode the batch at offset %d: %w", s.topic, p, h.BaseOffset, err)
 			}
 			b = b[h.Size():]
+			slab := make([]connector.Record, 0, len(recs))
 			for i := range recs {
 				r := &recs[i]
 				if r.Control || r.Offset < offset {
 					continue
 				}
-				cr := connector.NewRecord(r.Value)
+				// One allocation for the batch's records, not one each;
+				// the capacity is fixed, so the pointers stay valid.
+				slab = append(slab, connector.Record{})
+				cr := &slab[len(slab)-1]
+				cr.SetValue(r.Value)
 				cr.Topic, cr.Partition, cr.Offset = s.topic, p, r.Offset
 				cr.Timestamp = time.UnixMilli(r.Timestamp)
 				cr.Key, cr.Headers = r.Key, r.Headers
