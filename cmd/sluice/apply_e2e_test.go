@@ -90,6 +90,27 @@ spec:
 	if got := strings.Join(lines, " "); got != `{"amount":100,"flag":"big"} {"amount":150,"flag":"big"}` {
 		t.Fatalf("got file sink lines %q", got)
 	}
+	// The file holds the lines before the offsets are committed: wait
+	// for the commit's metrics.
+	wantMetrics := []string{
+		`sluice_pipeline_records_total{outcome="written",pipeline="big-orders",stage="sink"} 2`,
+		`sluice_pipeline_records_total{outcome="dropped",pipeline="big-orders",stage="process"} 1`,
+		`sluice_pipeline_state{pipeline="big-orders",state="running"} 1`,
+		`sluice_pipeline_lag_records{pipeline="big-orders"} 0`,
+		`sluice_pipeline_end_to_end_latency_seconds_count{pipeline="big-orders"} 2`,
+	}
+	var metrics string
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		_, metrics = httpGet(t, base+"/metrics")
+		if !slices.ContainsFunc(wantMetrics, func(w string) bool { return !strings.Contains(metrics, w) }) {
+			break
+		}
+	}
+	for _, want := range wantMetrics {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(metrics, "sluice_pipeline_"))
+		}
+	}
 	if got, code := run("get", "pipelines"); code != 0 || !strings.Contains(got, "big-orders") || !strings.Contains(got, "running") {
 		t.Fatalf("get pipelines: exit %d:\n%s", code, got)
 	}
@@ -154,4 +175,14 @@ spec: {partitions: 1}
 	if got, _ := run("get", "pipelines"); strings.Contains(got, "big-orders") {
 		t.Fatalf("get pipelines after prune:\n%s", got)
 	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
