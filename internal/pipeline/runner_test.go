@@ -28,7 +28,7 @@ import (
 )
 
 // testLog opens an embedded log in a temporary directory.
-func testLog(t *testing.T, dir string) stream.Log {
+func testLog(t testing.TB, dir string) stream.Log {
 	t.Helper()
 	m, err := meta.Open(filepath.Join(dir, "meta.db"), meta.Options{})
 	if err != nil {
@@ -53,7 +53,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // produce appends JSON values to partition p of topic, one batch.
-func produce(t *testing.T, l stream.Log, topic string, p int32, values ...string) {
+func produce(t testing.TB, l stream.Log, topic string, p int32, values ...string) {
 	t.Helper()
 	var codecs record.Codecs
 	recs := make([]record.Record, len(values))
