@@ -23,16 +23,14 @@ const (
 )
 
 // WithDefaults returns the spec with every unset setting at its default:
-// start from the earliest record (as Kafka Connect sinks do), the group
-// named after the pipeline, at-least-once delivery, batches of 5000
-// records, 4 MiB or 200 ms, retries from 100 ms to 30 s, 10 attempts.
-func (p *Pipeline) WithDefaults() PipelineSpec {
-	s := p.Spec
+// start from the earliest record (as Kafka Connect sinks do), at-least-once
+// delivery, batches of 5000 records, 4 MiB or 200 ms, retries from 100 ms
+// to 30 s, 10 attempts. Source.Group stays as it is: its default is the
+// pipeline's name, which the spec does not hold (Pipeline.WithDefaults
+// fills it). Processors and sink are shared with s, not copied.
+func (s PipelineSpec) WithDefaults() PipelineSpec {
 	if s.Source.StartFrom == "" {
 		s.Source.StartFrom = "earliest"
-	}
-	if s.Source.Group == "" {
-		s.Source.Group = p.Metadata.Name
 	}
 	if s.Delivery == "" {
 		s.Delivery = AtLeastOnce
@@ -54,6 +52,16 @@ func (p *Pipeline) WithDefaults() PipelineSpec {
 	}
 	if s.Retry.MaxAttempts == 0 {
 		s.Retry.MaxAttempts = DefaultMaxAttempts
+	}
+	return s
+}
+
+// WithDefaults returns p's spec with every default filled in, the
+// consumer group (the pipeline's name) included.
+func (p *Pipeline) WithDefaults() PipelineSpec {
+	s := p.Spec.WithDefaults()
+	if s.Source.Group == "" {
+		s.Source.Group = p.Metadata.Name
 	}
 	return s
 }

@@ -41,13 +41,34 @@ const (
 type Resource interface {
 	GetKind() string
 	GetName() string
+	// Origin is where Parse read the resource, "file:line:column" of its
+	// first key, or "" for one built in code or decoded from JSON.
+	Origin() string
 }
 
-// GetKind and GetName make *Topic and *Pipeline Resources.
+// GetKind, GetName and Origin make *Topic and *Pipeline Resources.
 func (t *Topic) GetKind() string    { return KindTopic }
 func (t *Topic) GetName() string    { return t.Metadata.Name }
+func (t *Topic) Origin() string     { return t.origin }
 func (p *Pipeline) GetKind() string { return KindPipeline }
 func (p *Pipeline) GetName() string { return p.Metadata.Name }
+func (p *Pipeline) Origin() string  { return p.origin }
+
+// setOrigin records where a parsed resource's document starts.
+func setOrigin(r Resource, file string, body ast.Node) {
+	at := body
+	if mvs := mappingValues(body); len(mvs) > 0 {
+		at = mvs[0].Key
+	}
+	line, col := position(at)
+	o := fmt.Sprintf("%s:%d:%d", file, line, col)
+	switch t := r.(type) {
+	case *Topic:
+		t.origin = o
+	case *Pipeline:
+		t.origin = o
+	}
+}
 
 // Error is one problem of a resource file, where it is.
 type Error struct {
@@ -154,6 +175,21 @@ func ParseFiles(paths ...string) ([]Resource, error) {
 	return all, nil
 }
 
+// ParseDir parses the resource files directly in dir, as ParseFiles does
+// for a directory; it fails if dir is not one. Subdirectories are not
+// read, so that schema files can live beside the resources in schemas/
+// without being taken for resources.
+func ParseDir(dir string) ([]Resource, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", dir)
+	}
+	return ParseFiles(dir)
+}
+
 func readLimited(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -215,6 +251,7 @@ func parse(name string, data []byte, opts ParseOptions) ([]Resource, []origin, e
 			continue // an empty document, as after a trailing ---
 		}
 		if r := p.document(body); r != nil {
+			setOrigin(r, name, body)
 			out = append(out, r)
 			ors = append(ors, origin{file: name, node: body})
 		}

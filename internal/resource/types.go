@@ -29,6 +29,8 @@ type Topic struct {
 	Kind       string    `json:"kind" yaml:"kind"`
 	Metadata   Metadata  `json:"metadata" yaml:"metadata"`
 	Spec       TopicSpec `json:"spec" yaml:"spec"`
+
+	origin string // see Origin
 }
 
 // TopicSpec is a topic's partition count and config overrides (Kafka keys:
@@ -44,6 +46,8 @@ type Pipeline struct {
 	Kind       string       `json:"kind" yaml:"kind"`
 	Metadata   Metadata     `json:"metadata" yaml:"metadata"`
 	Spec       PipelineSpec `json:"spec" yaml:"spec"`
+
+	origin string // see Origin
 }
 
 // PipelineSpec is what a pipeline reads, does and writes.
@@ -71,7 +75,7 @@ const (
 type Source struct {
 	Topic string `json:"topic" yaml:"topic"`
 	// StartFrom is where a pipeline without a checkpoint starts:
-	// "earliest" or "latest" (the default).
+	// "earliest" (the default, as Kafka Connect's sinks do) or "latest".
 	StartFrom string `json:"startFrom,omitempty" yaml:"startFrom,omitempty"`
 	// Group is the consumer group whose offsets are the checkpoints of an
 	// at-least-once pipeline (default: the pipeline's name).
