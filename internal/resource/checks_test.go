@@ -23,6 +23,12 @@ func TestMoreBadSpecs(t *testing.T) {
 			`t.yaml:7:21: spec.sink.postgres.dsn: malformed variable reference at offset 0`},
 		{"dead letter is the sink topic", pipelineHead + "spec:\n  source: {topic: a}\n  sink: {topic: {name: b}}\n  deadLetter: {topic: b}\n",
 			`t.yaml:7:23: spec.deadLetter.topic: is the sink topic (refused records would be mixed with the output)`},
+		{"processor of no kind", pipelineHead + "spec:\n  source: {topic: a}\n  processors:\n    - {}\n  sink: {stdout: {}}\n",
+			`t.yaml:7:7: spec.processors[0]: names no processor: want one of filter, map, validate, drop, rename, set, dedupe`},
+		{"two sinks", pipelineHead + "spec:\n  source: {topic: a}\n  sink:\n    stdout: {}\n    file: {path: /tmp/x}\n",
+			`t.yaml:7:5: spec.sink: names file and stdout: a pipeline has one sink`},
+		{"bad CEL at the filter", pipelineHead + "spec:\n  source: {topic: a}\n  processors:\n    - map: {value: 'record.value'}\n    - filter: 'record.value.n >'\n  sink: {stdout: {}}\n",
+			`t.yaml:8:15: spec.processors[1].filter: `},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("t.yaml", []byte(tc.in), ParseOptions{})
@@ -57,5 +63,19 @@ func TestReferencesCheckedAfterExpansion(t *testing.T) {
 	p, _ = Expand(rs[0].(*Pipeline), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err := Validate(p); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestErrorsShowNoSecret: a DSN that does not parse is reported without
+// its value.
+func TestErrorsShowNoSecret(t *testing.T) {
+	for _, dsn := range []string{"postgres://u:hunter2@db:99999/app", "host=db password=hunter2 sslmode=bogus", "postgres://u:hunter2@db/app?x=${BAD"} {
+		_, err := Parse("t.yaml", []byte(pipelineHead+"spec:\n  source: {topic: a}\n  sink:\n    postgres: {dsn: '"+dsn+"', table: x}\n"), ParseOptions{})
+		if err == nil {
+			t.Fatalf("%s: got no error", dsn)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("the error shows the password: %v", err)
+		}
 	}
 }

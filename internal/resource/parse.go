@@ -319,6 +319,10 @@ func position(n ast.Node) (int, int) {
 	if n == nil {
 		return 0, 0
 	}
+	// A block mapping's token is the ":" of its first key; point at the key.
+	if m, ok := n.(*ast.MappingNode); ok && !m.IsFlowStyle && len(m.Values) > 0 && m.Values[0].Key != nil {
+		n = m.Values[0].Key
+	}
 	if tk := n.GetToken(); tk != nil && tk.Position != nil {
 		return tk.Position.Line, tk.Position.Column
 	}

@@ -64,7 +64,7 @@ func TestBadSpecs(t *testing.T) {
 		{"misspelt record field", "record.value.amount > 0", "record.vaule.amount > 0",
 			`f.yaml:7:15: spec.processors[0].filter: `},
 		{"two processor kinds", "    - filter: 'record.value.amount > 0'", "    - filter: 'true'\n      drop: [x]",
-			`f.yaml:7:13: spec.processors[0]: names filter and drop: one processor per list entry`},
+			`f.yaml:7:7: spec.processors[0]: names filter and drop: one processor per list entry`},
 		{"no sink", "    postgres: {dsn: '${PG_DSN}', table: orders, mode: upsert, key: [id]}", "",
 			`spec.sink: required: one of postgres, parquet, file, topic, stdout`},
 		{"exactly-once into parquet", "postgres: {dsn: '${PG_DSN}', table: orders, mode: upsert, key: [id]}", "parquet: {path: /lake}",
