@@ -196,6 +196,10 @@ func (m *Manager) newRunner(stored *resource.Pipeline) (*runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Values that came from the environment are checked only now.
+	if err := resource.Validate(p); err != nil {
+		return nil, err
+	}
 	p.Spec = p.WithDefaults()
 	chain, err := process.NewChain(p.Spec.Processors, process.Options{})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/connector/postgres"
 	"github.com/sluice-dev/sluice/internal/logstore"
 	"github.com/sluice-dev/sluice/internal/meta"
 	"github.com/sluice-dev/sluice/internal/process"
@@ -529,6 +530,8 @@ func TestExactlyOnceResumesFromSinkCheckpoint(t *testing.T) {
 	e := newTestEnv(t, l, txSink{ms})
 	p := testPipeline("p1", "in")
 	p.Spec.Delivery = resource.ExactlyOnce
+	// A spec that may be exactly-once; the test's OpenSink ignores it.
+	p.Spec.Sink = resource.Sink{Postgres: &postgres.Config{DSN: "postgres://localhost/x", Table: "t"}}
 	if _, err := e.mgr.Put(testCtx(t), p); err != nil {
 		t.Fatal(err)
 	}
