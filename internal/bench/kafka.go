@@ -586,9 +586,7 @@ func produceOnce(ctx context.Context, b *kafkaBroker, o KafkaProduceOptions, top
 }
 
 func printKafkaHeader(w io.Writer, title string, b *kafkaBroker, fsync string) {
-	host, _ := os.Hostname()
-	fmt.Fprintf(w, "# %s\n\nhost %s, %s/%s, %d CPUs, %s, %s\n\n", title, host, runtime.GOOS, runtime.GOARCH,
-		runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format(time.RFC3339))
+	printTitle(w, title)
 	fmt.Fprintf(w, "- broker: %s\n", b.desc)
 	if !strings.Contains(b.desc, "fsync=") {
 		fmt.Fprintf(w, "- fsync policy reported for it: %s\n", fsync)
@@ -619,4 +617,11 @@ func franzVersion() string {
 		}
 	}
 	return "(unknown version)"
+}
+
+// printTitle writes a report's title and the machine it was measured on.
+func printTitle(w io.Writer, title string) {
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, "# %s\n\nhost %s, %s/%s, %d CPUs, %s, %s\n\n", title, host, runtime.GOOS, runtime.GOARCH,
+		runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format(time.RFC3339))
 }

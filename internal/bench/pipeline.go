@@ -111,8 +111,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) ([][]PipelineRun, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	fmt.Fprintf(o.Out, "# sluice bench pipeline\n\nhost %s, %s/%s, %d CPUs, %s, %s\n\n", hostname(), runtime.GOOS, runtime.GOARCH,
-		runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format(time.RFC3339))
+	printTitle(o.Out, "sluice bench pipeline")
 	fmt.Fprintf(o.Out, "- source: %d JSON records of %d bytes in %d partitions of an embedded log; batches of %d records\n- scratch directory: %s\n\n",
 		o.Records, o.RecordBytes, o.Partitions, o.BatchRecords, dir)
 	if o.CPUProfile != nil {
@@ -183,11 +182,6 @@ func joinRatios(xs []float64) string {
 		s[i] = fmt.Sprintf("%.2f", x)
 	}
 	return strings.Join(s, ", ")
-}
-
-func hostname() string {
-	h, _ := os.Hostname()
-	return h
 }
 
 // pipelineRun is one run: the source, then each phase.

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -334,19 +335,9 @@ func (m *Manager) List() []Pipeline {
 		out[i] = Pipeline{Spec: mp.spec, Status: m.describe(mp)}
 	}
 	slices.SortFunc(out, func(a, b Pipeline) int {
-		return cmpString(a.Spec.Metadata.Name, b.Spec.Metadata.Name)
+		return strings.Compare(a.Spec.Metadata.Name, b.Spec.Metadata.Name)
 	})
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (m *Manager) describe(mp *managed) Status {

@@ -211,8 +211,13 @@ func (b *batch) reset() {
 }
 
 func (b *batch) checkpoint(topic string) connector.Checkpoint {
-	cp := make(connector.Checkpoint, 0, len(b.positions))
-	for p, off := range b.positions {
+	return checkpointOf(topic, b.positions)
+}
+
+// checkpointOf lists positions of topic's partitions, sorted by partition.
+func checkpointOf(topic string, positions map[int32]int64) connector.Checkpoint {
+	cp := make(connector.Checkpoint, 0, len(positions))
+	for p, off := range positions {
 		cp = append(cp, connector.Position{Topic: topic, Partition: p, Offset: off})
 	}
 	slices.SortFunc(cp, func(a, b connector.Position) int { return int(a.Partition - b.Partition) })
@@ -429,11 +434,7 @@ func (r *runner) take(ctx context.Context, b *batch, c chunk, d *delivery) (bool
 
 // setCommitted records committed positions in the status.
 func (r *runner) setCommitted(pos map[int32]int64, written int) {
-	cp := make([]connector.Position, 0, len(pos))
-	for p, off := range pos {
-		cp = append(cp, connector.Position{Topic: r.spec.Spec.Source.Topic, Partition: p, Offset: off})
-	}
-	slices.SortFunc(cp, func(a, b connector.Position) int { return int(a.Partition - b.Partition) })
+	cp := checkpointOf(r.spec.Spec.Source.Topic, pos)
 	r.mu.Lock()
 	r.status.Positions = cp
 	r.status.RecordsWritten += int64(written)

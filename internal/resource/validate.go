@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,17 +60,8 @@ func (p *fileParser) validateTopic(t *Topic, body ast.Node) {
 	p.topicConfig(t, body)
 }
 
-func oneOf(v string, allowed ...string) bool {
-	for _, a := range allowed {
-		if v == a {
-			return true
-		}
-	}
-	return false
-}
-
 func (p *fileParser) enum(body ast.Node, path []string, v string, allowed ...string) {
-	if v == "" || oneOf(v, allowed...) {
+	if v == "" || slices.Contains(allowed, v) {
 		return
 	}
 	p.add(nodeAt(body, path...), strings.Join(path, "."), fmt.Sprintf("%q is not one of %s", v, strings.Join(allowed, ", ")), suggest(v, allowed))

@@ -41,25 +41,31 @@ func ParseByteSize(s string, min, max int64) (int64, error) {
 
 // FormatByteSize writes n in the largest of GiB, MiB and KiB that divides it.
 func FormatByteSize(n int64) string {
+	if s, ok := withUnit(n); ok {
+		return s
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// withUnit writes n in the largest of GiB, MiB and KiB that divides it,
+// and reports false when none does.
+func withUnit(n int64) (string, bool) {
 	for _, u := range []struct {
 		suffix string
 		n      int64
 	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
 		if n >= u.n && n%u.n == 0 {
-			return strconv.FormatInt(n/u.n, 10) + u.suffix
+			return strconv.FormatInt(n/u.n, 10) + u.suffix, true
 		}
 	}
-	return strconv.FormatInt(n, 10) + " bytes"
+	return "", false
 }
 
+// String writes the size as FormatByteSize does, but a plain number of
+// bytes without a unit, so that it parses back.
 func (b ByteSize) String() string {
-	for _, u := range []struct {
-		suffix string
-		n      int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if int64(b) >= u.n && int64(b)%u.n == 0 {
-			return strconv.FormatInt(int64(b)/u.n, 10) + u.suffix
-		}
+	if s, ok := withUnit(int64(b)); ok {
+		return s
 	}
 	return strconv.FormatInt(int64(b), 10)
 }

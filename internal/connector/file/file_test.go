@@ -12,10 +12,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/fakeclock"
 
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/record"
@@ -23,24 +24,6 @@ import (
 )
 
 var t0 = time.Date(2026, 12, 2, 10, 15, 0, 123000000, time.UTC)
-
-// clock is a fake Now that tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 func rec(value string) *connector.Record {
 	r := connector.NewRecord([]byte(value))
@@ -254,7 +237,7 @@ func rotated(t *testing.T, path string) (names, contents []string) {
 
 func TestRotateBySize(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.jsonl")
-	c := &clock{now: t0}
+	c := fakeclock.New(t0)
 	s := newSink(t, Options{Config: Config{Path: path, RotateBytes: 10}, Now: c.Now})
 	ctx := context.Background()
 	for _, b := range [][]string{{"1", "2"}, {"3"}, {"4", "5", "6"}, {"77777777777"}, {"8"}} {
@@ -279,7 +262,7 @@ func TestRotateBySize(t *testing.T) {
 
 func TestRotateByAge(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.jsonl")
-	c := &clock{now: t0}
+	c := fakeclock.New(t0)
 	s := newSink(t, Options{Config: Config{Path: path, RotateInterval: units.Duration(time.Minute)}, Now: c.Now})
 	ctx := context.Background()
 	write := func(v string) {

@@ -15,13 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/fakeclock"
+
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/units"
 )
 
 func TestWriteFlushReadBack(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{now: t0}
+	c := fakeclock.New(t0)
 	s := newSink(t, Options{Config: Config{Path: dir}, Now: c.Now})
 	if got := write(t, s, recs(0, `{"id":1,"name":"a","price":2.5,"ok":true,"tags":["x"],"addr":{"city":"Oslo"}}`, `{"id":2,"name":"b"}`)...); len(got) != 0 {
 		t.Fatalf("got rejections %v, want none", got)
@@ -404,7 +406,7 @@ func TestCheckPartition(t *testing.T) {
 
 func TestRollBySize(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{now: t0}
+	c := fakeclock.New(t0)
 	s := newSink(t, Options{Config: Config{Path: dir, RollBytes: 4 << 10, RowGroupBytes: 1 << 10}, Now: c.Now})
 	if _, ok := s.FlushDue(); ok {
 		t.Fatal("FlushDue of a new sink: got due, want nothing staged")
@@ -450,7 +452,7 @@ func TestRollBySize(t *testing.T) {
 
 func TestRollByAge(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{now: t0}
+	c := fakeclock.New(t0)
 	part := func(r *connector.Record) (string, error) { return fmt.Sprintf("p=%d", r.Offset), nil }
 	s := newSink(t, Options{Config: Config{Path: dir, RollInterval: units.Duration(time.Minute), MaxOpenFiles: 3}, Now: c.Now, Partition: part})
 	write(t, s, rec(0, `{}`))
@@ -550,7 +552,7 @@ func TestCompression(t *testing.T) {
 
 func TestFileNamesNeverReplaceAFile(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{now: t0}
+	c := fakeclock.New(t0)
 	// An earlier run in the same second wrote file 0001; the new sink
 	// counts from 1 again.
 	taken := filepath.Join(dir, "orders-20261202T101500-0001.parquet")
