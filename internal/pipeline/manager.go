@@ -246,7 +246,8 @@ func (m *Manager) Put(ctx context.Context, p *resource.Pipeline) (changed bool, 
 }
 
 // Delete stops a pipeline and forgets its spec. Its committed offsets stay
-// (as a consumer group) until the group is deleted.
+// (as a consumer group) until the group is deleted, except for a windowed
+// pipeline, whose window state and offsets are deleted with it.
 func (m *Manager) Delete(ctx context.Context, name string) error {
 	m.mu.Lock()
 	mp := m.pipelines[name]
@@ -259,6 +260,18 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	}
 	if err := m.store.put(ctx, pipelineKey(name), nil); err != nil {
 		return err
+	}
+	if windowed(&mp.spec) {
+		// A window's state and the offsets it is the state at mean
+		// nothing apart: both go, so that the pipeline applied again
+		// starts over from its startFrom with empty windows.
+		if err := (&stateStore{log: m.env.log, topic: StateTopic(name)}).drop(ctx); err != nil {
+			return err
+		}
+		group := mp.spec.WithDefaults().Source.Group
+		if err := m.env.log.DeleteGroup(ctx, group); err != nil {
+			return fmt.Errorf("delete the offsets of group %s: %w", group, err)
+		}
 	}
 	m.mu.Lock()
 	delete(m.pipelines, name)

@@ -15,6 +15,8 @@ type metrics struct {
 	deadLetter *prometheus.CounterVec
 	state      *prometheus.GaugeVec
 	inFlight   *prometheus.GaugeVec
+	stateBytes *prometheus.GaugeVec
+	watermark  *prometheus.GaugeVec
 }
 
 // Record outcomes, by stage.
@@ -25,6 +27,8 @@ const (
 	outcomeFailed     = "failed"      // process or sink: the record's own fault
 	outcomeWritten    = "written"     // sink
 	outcomeDeadLetter = "dead_letter" // process or sink: stored in the dead-letter topic
+	outcomeLate       = "late"        // window: behind the watermark, dropped as configured
+	outcomeEmitted    = "emitted"     // window: a result record
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -59,9 +63,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_pipeline_in_flight_bytes",
 			Help: "Bytes of records a pipeline holds between its source and its sink.",
 		}, []string{"pipeline"}),
+		stateBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_pipeline_state_bytes",
+			Help: "Estimated bytes of a windowed pipeline's open windows; the pipeline fails at its maxStateBytes.",
+		}, []string{"pipeline"}),
+		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_pipeline_watermark_seconds",
+			Help: "A windowed pipeline's watermark, in Unix seconds: windows ending at or before it are closed.",
+		}, []string{"pipeline"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.records, m.batch, m.endToEnd, m.lag, m.deadLetter, m.state, m.inFlight} {
+		for _, c := range []prometheus.Collector{m.records, m.batch, m.endToEnd, m.lag, m.deadLetter, m.state, m.inFlight, m.stateBytes, m.watermark} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -80,6 +92,8 @@ func (m *metrics) forget(name string) {
 	m.deadLetter.DeletePartialMatch(l)
 	m.state.DeletePartialMatch(l)
 	m.inFlight.DeletePartialMatch(l)
+	m.stateBytes.DeletePartialMatch(l)
+	m.watermark.DeletePartialMatch(l)
 }
 
 // setState sets the state gauge of a pipeline: one state 1, the rest 0.

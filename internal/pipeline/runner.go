@@ -52,6 +52,21 @@ type Status struct {
 	RecordsDeadLettered int64     `json:"records_dead_lettered"`
 	InFlightBytes       int64     `json:"in_flight_bytes"`
 	StartedAt           time.Time `json:"started_at,omitzero"`
+	// Window is the state of a windowed pipeline's window.
+	Window *WindowStatus `json:"window,omitempty"`
+}
+
+// WindowStatus is what a windowed pipeline holds.
+type WindowStatus struct {
+	// Watermark closes the windows that end at or before it; zero before
+	// the first event.
+	Watermark   time.Time `json:"watermark,omitzero"`
+	OpenWindows int       `json:"open_windows"`
+	StateBytes  int64     `json:"state_bytes"`
+	// LateRecords counts late events dropped (late: drop) since the
+	// server started; dead-lettered ones count as dead-lettered.
+	LateRecords    int64     `json:"late_records"`
+	LastCheckpoint time.Time `json:"last_checkpoint,omitzero"`
 }
 
 // Limits of a running pipeline that specs do not set.
@@ -249,7 +264,11 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 			return false, err
 		}
 	}
-	positions, err := r.loadPositions(ctx, sink, info)
+	var wd *windower
+	if r.chain.Window() != nil {
+		wd = newWindower(r)
+	}
+	positions, err := r.loadPositions(ctx, sink, info, wd)
 	if err != nil {
 		return false, err
 	}
@@ -260,6 +279,9 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 	src := newSource(r.env.log, topic, bud, fetchBytes, r.log)
 	src.predecode = len(spec.Processors) > 0 || spec.Sink.Postgres != nil || spec.Sink.Parquet != nil
 	for p, off := range positions {
+		if wd != nil {
+			wd.op.AddPartition(p)
+		}
 		src.start(srcCtx, p, off)
 	}
 	defer func() {
@@ -280,7 +302,7 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 	}()
 
 	d := &delivery{r: r, sink: sink, dlq: dlq, topic: topic, group: spec.Source.Group, budget: bud,
-		committed: maps.Clone(positions), hwm: make(map[int32]int64)}
+		committed: maps.Clone(positions), hwm: make(map[int32]int64), win: wd}
 	if ts, ok := sink.(connector.TransactionalSink); ok && spec.Delivery == resource.ExactlyOnce {
 		d.tx = ts
 	}
@@ -301,6 +323,15 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 	defer stageTimer.Stop()
 	discover := time.NewTicker(discoverEvery)
 	defer discover.Stop()
+	// A windowed pipeline looks at the clock without records too: idle
+	// partitions, updates and checkpoints come due.
+	var tick <-chan time.Time
+	if wd != nil {
+		t := time.NewTicker(wd.tickEvery())
+		defer t.Stop()
+		tick = t.C
+		r.showWindow(wd)
+	}
 
 	deliver := func(ctx context.Context) error {
 		waitTimer.Stop()
@@ -322,6 +353,9 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 			// (a spec change, a shutdown) re-reads nothing.
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 			defer cancel()
+			if wd != nil {
+				wd.force = true
+			}
 			if err := deliver(sctx); err != nil {
 				r.log.Warn("last delivery before stopping failed; the records will be read again", "err", err)
 			} else if err := d.flushStaged(sctx); err != nil {
@@ -348,10 +382,30 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 				return progressed, err
 			}
 		case <-stageTimer.C:
+			if wd != nil {
+				// A windowed pipeline's checkpoint goes with the flush:
+				// the state must not be saved before the outputs it
+				// implies are visible.
+				wd.force = true
+				if err := deliver(ctx); err != nil {
+					return progressed, err
+				}
+				continue
+			}
 			if err := d.flushStaged(ctx); err != nil {
 				return progressed, err
 			}
 			progressed = true
+		case <-tick:
+			if err := r.emitWindows(ctx, b, d); err != nil {
+				return progressed, err
+			}
+			r.showWindow(wd)
+			if len(b.records) > 0 || len(b.failed) > 0 || wd.due(r.env.now(), d.stagingPending()) {
+				if err := deliver(ctx); err != nil {
+					return progressed, err
+				}
+			}
 		case <-discover.C:
 			info, err := r.env.log.DescribeTopic(ctx, topic)
 			if err != nil {
@@ -363,6 +417,9 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 						// A partition added while running: everything in it
 						// is new to the pipeline.
 						b.positions[p.Partition] = p.LogStartOffset
+						if wd != nil {
+							wd.op.AddPartition(p.Partition)
+						}
 						src.start(srcCtx, p.Partition, p.LogStartOffset)
 					}
 				}
@@ -375,20 +432,48 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 // whether b is full.
 func (r *runner) take(ctx context.Context, b *batch, c chunk, d *delivery) (bool, error) {
 	d.hwm[c.partition] = c.hwm
-	b.cost += c.cost
+	wd := d.win
+	if wd != nil {
+		// The window consumes the records: what it keeps of them is its
+		// state, bounded by its own limit, so their budget is free now.
+		defer d.budget.release(c.cost)
+		wd.op.CaughtUp(c.partition, len(c.records) == 0 && c.next >= c.hwm, r.env.now())
+	} else {
+		b.cost += c.cost
+	}
 	if len(c.records) == 0 {
 		if c.next > b.positions[c.partition] {
 			b.positions[c.partition], b.dirty = c.next, true
+			if wd != nil {
+				wd.changed = true
+			}
 		}
 		d.updateLag()
 		return false, nil
 	}
 	m := r.env.metrics
-	kept, dropped := 0, 0
+	kept, dropped, late := 0, 0, 0
 	for _, rec := range c.records {
 		key, headers := rec.Key, rec.Headers
 		orig, _ := rec.Value()
 		ok, err := r.chain.Process(ctx, rec)
+		if ok && err == nil && wd != nil {
+			var isLate bool
+			if isLate, err = wd.add(ctx, r.chain, rec); err == nil {
+				if isLate {
+					late++
+				} else {
+					kept++
+				}
+				// The watermark moves with every event, so that whether
+				// a later one is late does not depend on how the
+				// partition's records were fetched.
+				if err := r.emitWindows(ctx, b, d); err != nil {
+					return false, err
+				}
+				continue
+			}
+		}
 		if _, recordFault := errors.AsType[*process.RecordError](err); err != nil && !recordFault {
 			// Not the record's fault (the pipeline is stopping): it is
 			// read again on the next start, never dead-lettered.
@@ -422,9 +507,18 @@ func (r *runner) take(ctx context.Context, b *batch, c chunk, d *delivery) (bool
 	if dropped > 0 {
 		m.records.WithLabelValues(r.name, "process", outcomeDropped).Add(float64(dropped))
 	}
+	if wd != nil {
+		wd.changed = true
+		if late > 0 {
+			m.records.WithLabelValues(r.name, "window", outcomeLate).Add(float64(late))
+		}
+	}
 	r.mu.Lock()
+	if wd != nil && r.status.Window != nil {
+		r.status.Window.LateRecords += int64(late)
+	}
 	r.status.RecordsRead += int64(len(c.records))
-	r.status.RecordsDropped += int64(dropped)
+	r.status.RecordsDropped += int64(dropped + late)
 	r.status.InFlightBytes = d.budget.inUse()
 	r.mu.Unlock()
 	m.inFlight.WithLabelValues(r.name).Set(float64(d.budget.inUse()))
@@ -445,7 +539,10 @@ func (r *runner) setCommitted(pos map[int32]int64, written int) {
 // loadPositions finds where each partition starts: the sink's checkpoint
 // for exactly-once delivery, else the pipeline group's committed offsets;
 // partitions without either start from startFrom.
-func (r *runner) loadPositions(ctx context.Context, sink connector.Sink, info stream.TopicInfo) (map[int32]int64, error) {
+//
+// A windowed pipeline starts from its window checkpoint, which the
+// group's offsets follow.
+func (r *runner) loadPositions(ctx context.Context, sink connector.Sink, info stream.TopicInfo, wd *windower) (map[int32]int64, error) {
 	spec := &r.spec.Spec
 	topic := spec.Source.Topic
 	pos := make(map[int32]int64, len(info.Partitions))
@@ -469,6 +566,15 @@ func (r *runner) loadPositions(ctx context.Context, sink connector.Sink, info st
 			if p.Topic == topic {
 				pos[p.Partition] = p.Offset
 			}
+		}
+	}
+	if wd != nil {
+		saved, err := wd.restore(ctx, r.env.now())
+		if err != nil {
+			return nil, err
+		}
+		for p, off := range saved {
+			pos[p] = off
 		}
 	}
 	at := stream.Latest
@@ -506,6 +612,10 @@ type delivery struct {
 	// staged: they are in the sink's files by then, not in memory.
 	staged        connector.Checkpoint
 	stagedWritten int
+	// win is the window of a windowed pipeline, whose checkpoints are
+	// its state's; unwritten counts the records written since the last.
+	win       *windower
+	unwritten int
 }
 
 func (d *delivery) updateLag() {
@@ -526,7 +636,7 @@ func (d *delivery) updateLag() {
 // (unless the sink stored it). On success b is reset and its budget
 // released.
 func (d *delivery) deliver(ctx context.Context, b *batch) error {
-	if len(b.records) == 0 && len(b.failed) == 0 && !b.dirty {
+	if len(b.records) == 0 && len(b.failed) == 0 && !b.dirty && (d.win == nil || !d.win.due(d.r.env.now(), d.stagingPending())) {
 		b.started = time.Time{}
 		return nil
 	}
@@ -554,6 +664,10 @@ func (d *delivery) deliver(ctx context.Context, b *batch) error {
 	}
 	written := len(b.records) - rejected
 	switch {
+	case d.win != nil:
+		if err := d.checkpointWindow(ctx, b, cp, written); err != nil {
+			return err
+		}
 	case d.staging != nil:
 		d.staged = cp
 		d.stagedWritten += written
@@ -580,7 +694,7 @@ func (d *delivery) deliver(ctx context.Context, b *batch) error {
 	}
 	now := r.env.now()
 	m.batch.WithLabelValues(r.name).Observe(now.Sub(start).Seconds())
-	if d.staging == nil {
+	if d.staging == nil && d.win == nil {
 		obs := m.endToEnd.WithLabelValues(r.name)
 		for _, rec := range b.records {
 			obs.Observe(now.Sub(rec.Timestamp).Seconds())
@@ -593,6 +707,45 @@ func (d *delivery) deliver(ctx context.Context, b *batch) error {
 	d.budget.release(b.cost)
 	b.reset()
 	b.started = time.Time{}
+	return nil
+}
+
+// stagingPending says whether a staging sink holds records not flushed.
+func (d *delivery) stagingPending() bool {
+	if d.staging == nil {
+		return false
+	}
+	_, pending := d.staging.FlushDue()
+	return pending
+}
+
+// checkpointWindow ends a windowed pipeline's delivery: when a checkpoint
+// is due, it makes the outputs written so far visible (a staging sink's
+// flush), saves the window state at the batch's positions, and then
+// commits the group's offsets, which only follow the saved state.
+func (d *delivery) checkpointWindow(ctx context.Context, b *batch, cp connector.Checkpoint, written int) error {
+	r := d.r
+	d.unwritten += written
+	now := r.env.now()
+	if !d.win.due(now, d.stagingPending()) {
+		return nil
+	}
+	st := d.win.checkpoint(b.positions)
+	if d.staging != nil {
+		if err := d.staging.Flush(ctx); err != nil {
+			return fmt.Errorf("sink: flush: %w", err)
+		}
+	}
+	if err := d.win.store.save(ctx, st, now); err != nil {
+		return err
+	}
+	d.win.saved(now)
+	if err := r.env.log.CommitOffsets(ctx, d.group, groupOffsets(cp)); err != nil {
+		r.log.Warn("commit the group offsets after a window checkpoint", "err", err)
+	}
+	d.markCommitted(cp, d.unwritten)
+	d.unwritten = 0
+	r.showWindow(d.win)
 	return nil
 }
 

@@ -18,6 +18,8 @@ type Config struct {
 	Set map[string]string `json:"set,omitempty" yaml:"set,omitempty"`
 	// Dedupe drops records whose key expression was seen within Window.
 	Dedupe *DedupeConfig `json:"dedupe,omitempty" yaml:"dedupe,omitempty"`
+	// Window aggregates events in keyed event-time windows.
+	Window *WindowConfig `json:"window,omitempty" yaml:"window,omitempty"`
 }
 
 // MapConfig holds CEL expressions for the new value and key.

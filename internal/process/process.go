@@ -74,6 +74,11 @@ type Chain struct {
 	procs  []processor
 	stages []string
 	schema map[string]any
+	// window, when the chain has one, sits between procs[:windowAt] and
+	// procs[windowAt:]: the records of the first part become window
+	// events, the window's results go through the second.
+	window   *Window
+	windowAt int
 
 	// act is reused for every record: the CEL variable record is
 	// act.view, pointed at the record being processed.
@@ -145,7 +150,7 @@ func NewChain(cfgs []Config, opts Options) (*Chain, error) {
 		kinds := cfg.kinds()
 		switch len(kinds) {
 		case 0:
-			return nil, &ConfigError{Index: i, Err: errors.New("no processor: want one of filter, map, validate, drop, rename, set, dedupe")}
+			return nil, &ConfigError{Index: i, Err: errors.New("no processor: want one of filter, map, validate, drop, rename, set, dedupe, window")}
 		case 1:
 		default:
 			return nil, &ConfigError{Index: i, Err: fmt.Errorf("found %s: want one processor per entry", strings.Join(kinds, " and "))}
@@ -175,6 +180,15 @@ func NewChain(cfgs []Config, opts Options) (*Chain, error) {
 			}
 		case "dedupe":
 			p, err = newDedupe(i, cfg.Dedupe, compileAt)
+		case "window":
+			if c.window != nil {
+				return nil, &ConfigError{Index: i, Field: "window", Err: errors.New("a pipeline has at most one window")}
+			}
+			if c.window, err = newWindow(i, cfg.Window, compileAt); err != nil {
+				return nil, err
+			}
+			c.windowAt = len(c.procs)
+			continue
 		}
 		if err != nil {
 			return nil, err
@@ -209,10 +223,14 @@ func (cfg *Config) kinds() []string {
 	if cfg.Dedupe != nil {
 		k = append(k, "dedupe")
 	}
+	if cfg.Window != nil {
+		k = append(k, "window")
+	}
 	return k
 }
 
-// Process runs r through every processor, changing it in place. It returns
+// Process runs r through every processor (those before the window, when
+// the chain has one: see Event), changing it in place. It returns
 // false when a processor dropped the record, and a *RecordError when one
 // failed on it. When ctx is done during an evaluation, the error is the
 // context's cause instead: the record is not at fault. Process is not safe
@@ -220,7 +238,16 @@ func (cfg *Config) kinds() []string {
 // reused); a pipeline runs one Chain from one goroutine. It does not
 // retain r.
 func (c *Chain) Process(ctx context.Context, r *connector.Record) (bool, error) {
-	for i, p := range c.procs {
+	if c.window != nil {
+		return c.run(ctx, r, 0, c.windowAt)
+	}
+	return c.run(ctx, r, 0, len(c.procs))
+}
+
+// run runs r through procs[from:to].
+func (c *Chain) run(ctx context.Context, r *connector.Record, from, to int) (bool, error) {
+	for i := from; i < to; i++ {
+		p := c.procs[i]
 		// The previous processor may have changed the value.
 		c.act.view.reset(r)
 		keep, err := p.process(ctx, c)

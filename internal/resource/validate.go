@@ -88,7 +88,7 @@ func (p *fileParser) validatePipeline(pl *Pipeline, body ast.Node) {
 	for i, c := range s.Processors {
 		if kinds := processorKinds(c); len(kinds) != 1 {
 			kindsOK = false
-			msg := "names no processor: want one of filter, map, validate, drop, rename, set, dedupe"
+			msg := "names no processor: want one of filter, map, validate, drop, rename, set, dedupe, window"
 			if len(kinds) > 1 {
 				msg = "names " + strings.Join(kinds, " and ") + ": one processor per list entry"
 			}
@@ -112,6 +112,16 @@ func (p *fileParser) validatePipeline(pl *Pipeline, body ast.Node) {
 	}
 
 	p.validateSink(pl, body)
+	if s.Delivery == ExactlyOnce {
+		for i, c := range s.Processors {
+			if c.Window != nil {
+				p.add(nodeAt(body, "spec", "delivery"), "spec.delivery",
+					fmt.Sprintf("exactly-once cannot be kept with the window of processors[%d]: its state is checkpointed in Sluice, not in the sink's transaction", i),
+					"use at-least-once with an upsert sink: window results are keyed, so a replay rewrites the same rows")
+				break
+			}
+		}
+	}
 
 	if dl := s.DeadLetter; dl != nil {
 		switch {
@@ -174,6 +184,7 @@ func processorKinds(c process.Config) []string {
 	}{
 		{"filter", c.Filter != ""}, {"map", c.Map != nil}, {"validate", c.Validate != nil},
 		{"drop", c.Drop != nil}, {"rename", c.Rename != nil}, {"set", c.Set != nil}, {"dedupe", c.Dedupe != nil},
+		{"window", c.Window != nil},
 	} {
 		if x.set {
 			k = append(k, x.name)
