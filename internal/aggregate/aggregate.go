@@ -4,6 +4,10 @@
 // canonically, so that a pipeline that crashes, restores a snapshot and
 // replays its input produces the same output byte for byte.
 //
+// Sums and averages are exact: of the values' shortest decimals, rounded
+// once at the end. count_distinct is exact up to Spec.MaxExact keys, then
+// a HyperLogLog estimate; quantile is a DDSketch estimate within 1%.
+//
 // # Encoding
 //
 // A state encodes as a tag byte, version<<4 | Func (version 1), followed
@@ -27,13 +31,13 @@
 //	                k × (varint e, i128 m ≠ 0), e strictly increasing
 //	                in [-324, 308]; the sum is units·1e-9 + Σ m·10^e
 //	HLL registers   byte 0, uvarint k (0 < k < 4096 non-zero registers),
-//	                k × (uvarint gap to the previous index, byte value)
+//	                k × (uvarint zero registers skipped, byte value ≠ 0)
 //	              | byte 1, 16384 register bytes (4096 or more non-zero);
 //	                register values are at most 51
-//	store           uvarint k (<= 2048 bins), then if k > 0: varint index,
-//	                uvarint count, (k-1) × (uvarint index gap - 1,
-//	                uvarint count); counts non-zero, indices within 2048
-//	                of each other
+//	store           uvarint k (<= 2048 bins), and when k > 0: varint index,
+//	                uvarint count, (k-1) × (uvarint empty bins skipped,
+//	                uvarint count); counts non-zero, the last index less
+//	                than 2048 past the first
 package aggregate
 
 import (
@@ -159,6 +163,12 @@ var ErrNotFinite = errors.New("not a finite number")
 // ErrMismatch is returned, wrapped, by Merge for a state of another Spec.
 var ErrMismatch = errors.New("aggregates differ")
 
+// ErrOverflow is returned, wrapped, by AddNumber and Merge when the state
+// cannot hold more: a sum beyond 128 bits, more than math.MaxInt64 values
+// in an avg or 2^53 in a quantile. Nothing is changed. No stream reaches
+// these bounds; states decoded from crafted bytes can.
+var ErrOverflow = errors.New("aggregate overflows")
+
 // ErrCorrupt is returned, wrapped with what is wrong, by Decode.
 var ErrCorrupt = errors.New("corrupt aggregate state")
 
@@ -168,8 +178,8 @@ var ErrCorrupt = errors.New("corrupt aggregate state")
 type State interface {
 	// AddNumber adds a value to sum, avg, min, max or quantile. A NaN or
 	// infinity is refused with an error wrapping ErrNotFinite, as is any
-	// number by count and count_distinct; a refused value changes
-	// nothing.
+	// number by count and count_distinct, and a value the state cannot
+	// hold with ErrOverflow; a refused value changes nothing.
 	AddNumber(v float64) error
 	// AddKey adds a key to count_distinct; other states ignore it. The
 	// state keeps a hash of k, never k.
@@ -179,8 +189,9 @@ type State interface {
 	Inc()
 	// Merge adds other's inputs to the state, as when two session windows
 	// become one. other must come from New or Decode with the same Spec,
-	// else Merge returns an error wrapping ErrMismatch and changes
-	// nothing. other is neither changed nor retained.
+	// else Merge returns an error wrapping ErrMismatch; it returns one
+	// wrapping ErrOverflow when the state cannot hold both. Either way it
+	// changes nothing. other is neither changed nor retained.
 	Merge(other State) error
 	// Result returns the aggregate as a JSON-ready value: int64 for count
 	// and count_distinct; for sum an int64 when the sum is a whole number

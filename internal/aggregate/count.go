@@ -5,12 +5,12 @@ import (
 	"math"
 )
 
-// countState counts events.
+// countState counts events. The count saturates at math.MaxInt64, as
+// Merge could otherwise overflow it with decoded counts.
 type countState struct{ n int64 }
 
 func (s *countState) AddNumber(float64) error { return notNumber(Count) }
 func (s *countState) AddKey([]byte)           {}
-func (s *countState) Inc()                    { s.n++ }
 func (s *countState) Result() any             { return s.n }
 func (s *countState) Size() int               { return 16 }
 
@@ -19,8 +19,20 @@ func (s *countState) Merge(other State) error {
 	if !ok {
 		return mismatch(s, other)
 	}
-	s.n += o.n
+	s.n = satAdd(s.n, o.n)
 	return nil
+}
+
+func (s *countState) Inc() { s.n = satAdd(s.n, 1) }
+
+// satAdd adds counts, saturating at math.MaxInt64. Saturating addition of
+// non-negative numbers is associative, so the count stays independent of
+// the order.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 func (s *countState) AppendBinary(b []byte) []byte {

@@ -11,14 +11,15 @@ import (
 
 // quantileState estimates a quantile with a DDSketch: values fall in bins
 // whose bounds grow by a factor of about 1.02, so that the value returned
-// for a quantile is within 1% (relative) of the value of that rank among
-// those added: with n values sorted, the one at index ⌊q·(n-1)⌋.
+// for a quantile is within 1% (relative) of the value of its rank among
+// those added: with n values sorted, the one at index q·(n-1), rounded
+// down (rounded up when that value is negative).
 //
 // Memory is bounded by keeping at most 2048 bins for each sign: when the
 // values of a sign span more than 1.02^2048 ≈ 6e17, the bins of the
 // smallest magnitudes are collapsed into one, and quantiles that fall
 // there lose the guarantee. Magnitudes below 2.3e-308 count as zero, and
-// above 1.78e308 as 1.78e308.
+// above 1.26e308, the largest the sketch maps, as 1.26e308.
 //
 // The sketch's bins are counts of values, so its content does not depend on
 // the order of the values; the library's encoding is not used, as it is not
@@ -37,9 +38,12 @@ const (
 	sketchSize = 256
 	binSlack   = 64
 	// maxSketchCount bounds the count of values, which the sketch keeps
-	// in float64s, where integers are exact up to 2^53.
+	// in float64s, where integers are exact up to 2^53: beyond, counts
+	// would round, and depend on the order of the values.
 	maxSketchCount = 1 << 53
 )
+
+var errSketchFull = fmt.Errorf("quantile: 2^53 values, as many as the sketch counts exactly: %w", ErrOverflow)
 
 func newQuantile(q float64) *quantileState {
 	sk, err := ddsketch.LogCollapsingLowestDenseDDSketch(relativeAccuracy, maxBins)
@@ -52,6 +56,9 @@ func newQuantile(q float64) *quantileState {
 func (s *quantileState) AddNumber(v float64) error {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return notFinite(Quantile, v)
+	}
+	if s.sk.GetCount() >= maxSketchCount {
+		return errSketchFull
 	}
 	limit := s.sk.MaxIndexableValue()
 	v = max(-limit, min(v, limit))
@@ -68,6 +75,9 @@ func (s *quantileState) Merge(other State) error {
 	o, ok := other.(*quantileState)
 	if !ok || o.q != s.q {
 		return mismatch(s, other)
+	}
+	if uint64(s.sk.GetCount())+uint64(o.sk.GetCount()) > maxSketchCount {
+		return errSketchFull
 	}
 	if err := s.sk.MergeWith(o.sk); err != nil {
 		return fmt.Errorf("merge quantile sketches: %w", err)

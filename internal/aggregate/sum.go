@@ -2,7 +2,6 @@ package aggregate
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -48,7 +47,7 @@ const (
 	sumSize  = 48
 )
 
-var errOverflow = errors.New("the sum overflows 128 bits")
+var errOverflow = fmt.Errorf("the sum overflows 128 bits: %w", ErrOverflow)
 
 func (s *sumState) AddNumber(v float64) error {
 	if u, ok := fastUnits(v); ok {
@@ -350,7 +349,12 @@ type avgState struct {
 	n   int64
 }
 
+var errAvgFull = fmt.Errorf("avg: the count of values overflows int64: %w", ErrOverflow)
+
 func (s *avgState) AddNumber(v float64) error {
+	if s.n == math.MaxInt64 {
+		return errAvgFull
+	}
 	if u, ok := fastUnits(v); ok {
 		if t, ok := s.sum.units.add(u); ok {
 			s.sum.units = t
@@ -373,6 +377,9 @@ func (s *avgState) Merge(other State) error {
 	o, ok := other.(*avgState)
 	if !ok {
 		return mismatch(s, other)
+	}
+	if s.n > math.MaxInt64-o.n {
+		return errAvgFull
 	}
 	if err := s.sum.merge(&o.sum); err != nil {
 		return err

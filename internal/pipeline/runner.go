@@ -435,8 +435,12 @@ func (r *runner) take(ctx context.Context, b *batch, c chunk, d *delivery) (bool
 	wd := d.win
 	if wd != nil {
 		// The window consumes the records: what it keeps of them is its
-		// state, bounded by its own limit, so their budget is free now.
-		defer d.budget.release(c.cost)
+		// state, bounded by its own limit, so their budget is free once
+		// they are taken.
+		defer func() {
+			d.budget.release(c.cost)
+			r.showInFlight(d)
+		}()
 		wd.op.CaughtUp(c.partition, len(c.records) == 0 && c.next >= c.hwm, r.env.now())
 	} else {
 		b.cost += c.cost
@@ -519,11 +523,21 @@ func (r *runner) take(ctx context.Context, b *batch, c chunk, d *delivery) (bool
 	}
 	r.status.RecordsRead += int64(len(c.records))
 	r.status.RecordsDropped += int64(dropped + late)
-	r.status.InFlightBytes = d.budget.inUse()
 	r.mu.Unlock()
-	m.inFlight.WithLabelValues(r.name).Set(float64(d.budget.inUse()))
+	if wd == nil {
+		r.showInFlight(d)
+	}
 	bl := r.spec.Spec.Batch
 	return len(b.records) >= bl.MaxRecords || b.bytes >= int64(bl.MaxBytes), nil
+}
+
+// showInFlight puts the bytes in flight in the status and metrics.
+func (r *runner) showInFlight(d *delivery) {
+	n := d.budget.inUse()
+	r.mu.Lock()
+	r.status.InFlightBytes = n
+	r.mu.Unlock()
+	r.env.metrics.inFlight.WithLabelValues(r.name).Set(float64(n))
 }
 
 // setCommitted records committed positions in the status.

@@ -231,15 +231,23 @@ func recordCost(r *connector.Record, parsed bool) int64 {
 // budget bounds the bytes a pipeline holds in flight. acquire blocks
 // until n bytes are free; a request for more than the whole budget is
 // granted when nothing else is held, so one oversized batch still moves.
+// Requests are granted in the order they came: otherwise the fetchers of
+// caught-up partitions, each holding a small reservation for its long
+// poll, could keep the budget from ever being empty for a large one, and
+// starve its partition (and a window's watermark with it).
 type budget struct {
 	mu    sync.Mutex
 	cond  *sync.Cond
 	limit int64
 	used  int64
+	// next is the ticket of the next request, serving the one whose turn
+	// it is; abandoned tickets (their context ended) are skipped.
+	next, serving uint64
+	abandoned     map[uint64]bool
 }
 
 func newBudget(limit int64) *budget {
-	b := &budget{limit: limit}
+	b := &budget{limit: limit, abandoned: make(map[uint64]bool)}
 	b.cond = sync.NewCond(&b.mu)
 	return b
 }
@@ -253,17 +261,42 @@ func (b *budget) acquire(ctx context.Context, n int64) error {
 	defer stop()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.used > 0 && b.used+n > b.limit {
+	ticket := b.next
+	b.next++
+	for ticket != b.serving || (b.used > 0 && b.used+n > b.limit) {
 		if err := ctx.Err(); err != nil {
+			b.abandon(ticket)
 			return err
 		}
 		b.cond.Wait()
 	}
 	if err := ctx.Err(); err != nil {
+		b.abandon(ticket)
 		return err
 	}
 	b.used += n
+	b.advance()
 	return nil
+}
+
+// abandon gives up a ticket. The caller holds mu.
+func (b *budget) abandon(ticket uint64) {
+	if ticket == b.serving {
+		b.advance()
+		return
+	}
+	b.abandoned[ticket] = true
+}
+
+// advance passes the turn to the next ticket still waiting. The caller
+// holds mu.
+func (b *budget) advance() {
+	b.serving++
+	for b.abandoned[b.serving] {
+		delete(b.abandoned, b.serving)
+		b.serving++
+	}
+	b.cond.Broadcast()
 }
 
 func (b *budget) release(n int64) {

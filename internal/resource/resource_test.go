@@ -93,6 +93,14 @@ func TestBadSpecs(t *testing.T) {
 			`f.yaml:13:3: ',' or ']' must be specified`},
 		{"schema file on the server", "    - filter: 'record.value.amount > 0'", "    - validate: {schemaFile: s.json}",
 			`f.yaml:7:30: spec.processors[0].validate.schemaFile: schema files are read by sluice apply (send the schema inline as jsonSchema)`},
+		{"window with exactly-once", "    - filter: 'record.value.amount > 0'", "    - window: {type: tumbling, size: 1m, aggregates: {n: 'count()'}}",
+			`f.yaml:11:13: spec.delivery: exactly-once cannot be kept with the window of processors[0]`},
+		{"misspelt window field", "    - filter: 'record.value.amount > 0'", "    - window: {type: tumbling, sise: 1m, aggregates: {n: 'count()'}}",
+			`f.yaml:7:32: spec.processors[0].window.sise: unknown field (did you mean "size"?)`},
+		{"bad window aggregate", "    - filter: 'record.value.amount > 0'", "    - window: {type: tumbling, size: 1m, aggregates: {n: 'median(record.value.x)'}}",
+			`f.yaml:7:58: spec.processors[0].window.aggregates.n: unknown aggregate "median"`},
+		{"bad window duration", "    - filter: 'record.value.amount > 0'", "    - window: {type: session, gap: soon, aggregates: {n: 'count()'}}",
+			`f.yaml:7:36: spec.processors[0].window.gap: "soon": want a duration`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !strings.Contains(good, tc.old) {
