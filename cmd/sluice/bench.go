@@ -21,7 +21,36 @@ func newBenchCommand() *cobra.Command {
 		Short: "Measure Sluice on this machine, against baselines measured in the same run",
 	}
 	cmd.AddCommand(newBenchLogCommand(), newBenchLogFillCommand(), newBenchProduceCommand(), newBenchConsumeCommand(),
-		newBenchKafkaCommand(), newBenchPipelineCommand())
+		newBenchKafkaCommand(), newBenchPipelineCommand(), newBenchWindowCommand())
+	return cmd
+}
+
+func newBenchWindowCommand() *cobra.Command {
+	var o bench.WindowOptions
+	cmd := &cobra.Command{
+		Use:   "window",
+		Short: "Benchmark windowed aggregation: the state, the processor, and topic to PostgreSQL",
+		Long: `Benchmark windowed aggregation: tumbling windows of a minute, count() and
+sum() by key over --keys keys. Each of --runs runs times --events events
+added to the window state alone and through the window processor's
+expressions on parsed records, both on one core (GOMAXPROCS=1), and with
+--postgres, --e2e-events JSON events from a topic of an embedded log
+through a windowed pipeline into PostgreSQL with upsert (a table
+sluice_bench_window, created and dropped). It reports events/s, medians,
+and the state's bytes per key. Nothing passes or fails on speed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Out = cmd.OutOrStdout()
+			return bench.Window(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.DSN, "postgres", "", "PostgreSQL DSN of the end-to-end phase (postgres://user@host:port/db)")
+	f.IntVar(&o.Keys, "keys", 10_000, "group keys")
+	f.IntVar(&o.Events, "events", 10_000_000, "events of the in-process phases")
+	f.IntVar(&o.E2EEvents, "e2e-events", 1_000_000, "events of the end-to-end phase")
+	f.IntVar(&o.Runs, "runs", 3, "runs; medians are reported")
+	f.StringVar(&o.Dir, "dir", "", "scratch directory (default: a new temporary directory)")
 	return cmd
 }
 

@@ -378,6 +378,19 @@ func describePipeline(w io.Writer, cc *clientConfig, p *client.Pipeline) error {
 	t.row("DROPPED", s.RecordsDropped)
 	t.row("DEAD-LETTERED", s.RecordsDeadLettered)
 	t.row("IN-FLIGHT", humanBytes(s.InFlightBytes))
+	if ws := s.Window; ws != nil {
+		wm := "(none yet)"
+		if !ws.Watermark.IsZero() {
+			wm = ws.Watermark.Format("2006-01-02T15:04:05.000Z07:00")
+		}
+		t.row("WATERMARK", wm)
+		t.row("OPEN-WINDOWS", ws.OpenWindows)
+		t.row("WINDOW-STATE", humanBytes(ws.StateBytes))
+		t.row("LATE-DROPPED", ws.LateRecords)
+		if !ws.LastCheckpoint.IsZero() {
+			t.row("CHECKPOINT", ws.LastCheckpoint.Format("2006-01-02T15:04:05Z07:00"))
+		}
+	}
 	if err := t.flush(); err != nil {
 		return err
 	}

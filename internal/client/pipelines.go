@@ -32,6 +32,17 @@ type PipelineStatus struct {
 	RecordsDeadLettered int64      `json:"records_dead_lettered"`
 	InFlightBytes       int64      `json:"in_flight_bytes"`
 	StartedAt           time.Time  `json:"started_at,omitzero"`
+	// Window is set for a pipeline with a window processor.
+	Window *WindowStatus `json:"window,omitempty"`
+}
+
+// WindowStatus is what a windowed pipeline's window holds.
+type WindowStatus struct {
+	Watermark      time.Time `json:"watermark,omitzero"`
+	OpenWindows    int       `json:"open_windows"`
+	StateBytes     int64     `json:"state_bytes"`
+	LateRecords    int64     `json:"late_records"`
+	LastCheckpoint time.Time `json:"last_checkpoint,omitzero"`
 }
 
 // Position is the next offset a pipeline reads in one source partition.

@@ -354,3 +354,35 @@ func produceKeyed(t *testing.T, l stream.Log, topic, key, value string) {
 		t.Fatal(err)
 	}
 }
+
+// With emit: onUpdate, a window's partial results arrive while it is open,
+// and its final result when it closes.
+func TestWindowOnUpdate(t *testing.T) {
+	l := testLog(t, t.TempDir())
+	createTopic(t, l, "ev", 1)
+	t0 := int64(1_700_000_000_000)
+	sink := &memSink{}
+	e := newTestEnv(t, l, sink)
+	p := windowPipeline("w6", "ev", func(w *process.WindowConfig) {
+		w.Emit, w.Every = process.EmitOnUpdate, units.Duration(20*time.Millisecond)
+		w.IdleTimeout = units.Duration(time.Hour)
+	})
+	if _, err := e.mgr.Put(testCtx(t), p); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, l, "ev", 0, encodeEvents(t, []windowEvent{{Region: "a", Amount: 1, TS: t0}})...)
+	waitFor(t, "a partial result", func() bool {
+		r, ok := upserted(t, sink.got())["a|2023-11-14T22:13:20.000Z"]
+		return ok && r.Orders == 1
+	})
+	produce(t, l, "ev", 0, encodeEvents(t, []windowEvent{{Region: "a", Amount: 2, TS: t0 + 10}})...)
+	waitFor(t, "an updated result", func() bool {
+		r := upserted(t, sink.got())["a|2023-11-14T22:13:20.000Z"]
+		return r.Orders == 2 && r.Revenue == 3
+	})
+	n := len(sink.got())
+	time.Sleep(100 * time.Millisecond)
+	if len(sink.got()) != n {
+		t.Errorf("a window that did not change was emitted again")
+	}
+}
