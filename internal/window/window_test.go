@@ -227,7 +227,7 @@ func TestExactness(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(len(tc.name))))
 			// One partition: which events are late is then a function of
 			// the stream alone, and the reference can tell.
-			events := gen(rng, 20_000, 37, 1, cfg.Lateness, 5*cfg.Lateness+2000, 0.02)
+			events := gen(rng, 20_000, 300, 1, cfg.Lateness, 5*cfg.Lateness+2000, 0.02)
 			op := New(cfg)
 			op.AddPartition(0)
 			now := time.Unix(0, 0)
