@@ -228,7 +228,8 @@ func pipelineRun(ctx context.Context, o PipelineOptions, dir string, run int) ([
 			if ph.delivery == "" {
 				r, err = rawCopy(ctx, conn, ph.table, o)
 			} else {
-				spec := benchPipeline("bench-"+ph.table, topic, o)
+				// Pipeline names take '-', not the table's '_'.
+				spec := benchPipeline("bench-"+strings.ReplaceAll(ph.table, "_", "-"), topic, o)
 				spec.Spec.Delivery = ph.delivery
 				spec.Spec.Sink = resource.Sink{Postgres: &postgres.Config{DSN: o.DSN, Table: ph.table}}
 				r, err = runPipeline(ctx, log, spec, o)
