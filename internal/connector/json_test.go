@@ -109,3 +109,34 @@ func BenchmarkJSONDecoder(b *testing.B) {
 		}
 	}
 }
+
+// FuzzDecodeJSONReference holds the scanner to jsontext's verdict: for any
+// input both refuse it, or both decode the same document.
+func FuzzDecodeJSONReference(f *testing.F) {
+	for _, s := range []string{`{"id":1,"a":[1,2.5,"x",null,true]}`, `"a\u00e9\ud83d\ude00"`, `-0`, `1e308`, `-9223372036854775809`,
+		`"\ud800"`, `"\udc00x"`, `[1,]`, `{"a" : 1 , "b":[ ]}`, `0.5e-3`, `01`, `1.`, `"\/\b\f\n\r\t"`, "\"\x7f\"", `tru`, `nul`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var ref refDecoder
+		want, werr := ref.Decode(b)
+		got, err := DecodeJSON(b)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("%q: scanner %v, %v; jsontext %v, %v", b, got, err, want, werr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: scanner %#v; jsontext %#v", b, got, want)
+		}
+	})
+}
+
+func BenchmarkJSONDecoderReference(b *testing.B) {
+	doc := []byte(`{"id":123456,"name":"customer-4711","amount":1234.56,"note":"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"}`)
+	b.SetBytes(int64(len(doc)))
+	var d refDecoder
+	for b.Loop() {
+		if _, err := d.Decode(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
