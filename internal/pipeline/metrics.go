@@ -15,6 +15,11 @@ type metrics struct {
 	deadLetter *prometheus.CounterVec
 	state      *prometheus.GaugeVec
 	inFlight   *prometheus.GaugeVec
+
+	// Batch pipelines' runs.
+	batchRuns        *prometheus.CounterVec
+	batchDuration    *prometheus.HistogramVec
+	batchLastSuccess *prometheus.GaugeVec
 }
 
 // Record outcomes, by stage.
@@ -25,6 +30,13 @@ const (
 	outcomeFailed     = "failed"      // process or sink: the record's own fault
 	outcomeWritten    = "written"     // sink
 	outcomeDeadLetter = "dead_letter" // process or sink: stored in the dead-letter topic
+)
+
+// Outcomes of batch runs' attempts.
+const (
+	runOutcomeSucceeded = "succeeded"
+	runOutcomeRetried   = "retried" // the attempt failed; the run is attempted again
+	runOutcomeFailed    = "failed"  // the run gave up; the pipeline is failed
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -59,9 +71,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_pipeline_in_flight_bytes",
 			Help: "Bytes of records a pipeline holds between its source and its sink.",
 		}, []string{"pipeline"}),
+		batchRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_batch_runs_total",
+			Help: "Attempts of batch pipelines' runs, by outcome: succeeded, retried (the attempt failed and the run is attempted again), failed (the run gave up).",
+		}, []string{"pipeline", "outcome"}),
+		batchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_batch_run_duration_seconds",
+			Help:    "Time from the start of a batch run to its success, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 3, 12),
+		}, []string{"pipeline"}),
+		batchLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_batch_last_success_timestamp_seconds",
+			Help: "When the last run of a batch pipeline succeeded, in Unix seconds.",
+		}, []string{"pipeline"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.records, m.batch, m.endToEnd, m.lag, m.deadLetter, m.state, m.inFlight} {
+		for _, c := range []prometheus.Collector{m.records, m.batch, m.endToEnd, m.lag, m.deadLetter, m.state, m.inFlight,
+			m.batchRuns, m.batchDuration, m.batchLastSuccess} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -80,6 +106,9 @@ func (m *metrics) forget(name string) {
 	m.deadLetter.DeletePartialMatch(l)
 	m.state.DeletePartialMatch(l)
 	m.inFlight.DeletePartialMatch(l)
+	m.batchRuns.DeletePartialMatch(l)
+	m.batchDuration.DeletePartialMatch(l)
+	m.batchLastSuccess.DeletePartialMatch(l)
 }
 
 // setState sets the state gauge of a pipeline: one state 1, the rest 0.
