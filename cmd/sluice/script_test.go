@@ -178,10 +178,11 @@ func lookPath(ts *testscript.TestScript, name string) string {
 	return ""
 }
 
-// environ returns the script's environment.
+// environ returns the script's environment: the little a server needs,
+// and WORK, for ${WORK} in the specs a script applies.
 func environ(ts *testscript.TestScript) []string {
 	var env []string
-	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOCOVERDIR", "GORACE"} {
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOCOVERDIR", "GORACE", "WORK"} {
 		if v := ts.Getenv(k); v != "" {
 			env = append(env, k+"="+v)
 		}
