@@ -467,23 +467,27 @@ func (b *batchRunner) readRange(ctx context.Context, src *source, rg PartitionRa
 
 // feed takes a chunk into bt in pieces that end where a batch may end (see
 // cutEvery), delivering bt whenever it is full there.
+//
+// The chunk's budget is released as its records are taken, not when they
+// are delivered as in a stream: a run has no timer that delivers a batch
+// short of its limits, so a fetcher waiting for budget that bt held would
+// wait for ever. bt is bounded by the batch limits instead.
 func (b *batchRunner) feed(ctx context.Context, bt *batch, c chunk, d *delivery, in *runInput) error {
 	r := b.r
 	lim := r.spec.Spec.Batch
+	defer d.budget.release(c.cost)
+	c.cost = 0
 	if len(c.records) == 0 {
 		_, err := r.take(ctx, bt, c, d)
 		return err
 	}
-	recs, cost := c.records, c.cost
+	recs := c.records
 	for len(recs) > 0 {
 		n := min(len(recs), cutEvery-in.seen%cutEvery, lim.MaxRecords-in.seen)
 		piece := chunk{partition: c.partition, records: recs[:n], next: c.next, hwm: c.hwm}
 		if n < len(recs) {
 			piece.next = recs[n].Offset
 		}
-		// The chunk's budget, shared by record.
-		piece.cost = cost * int64(n) / int64(len(recs))
-		cost -= piece.cost
 		if _, err := r.take(ctx, bt, piece, d); err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/connector/parquet"
 	"github.com/sluice-dev/sluice/internal/process"
+	"github.com/sluice-dev/sluice/internal/record"
 	"github.com/sluice-dev/sluice/internal/resource"
 	"github.com/sluice-dev/sluice/internal/stream"
 	"github.com/sluice-dev/sluice/internal/units"
@@ -602,4 +603,44 @@ func TestBatchCutsIndependentOfFetches(t *testing.T) {
 	if want := []int{256, 256, 188}; !slices.Equal(sizes, want) {
 		t.Fatalf("got batches of %v records, want %v", sizes, want)
 	}
+}
+
+// TestBatchLargeCompressedFetches: fetches whose records take more than
+// the in-flight budget once decompressed (one zstd batch of highly
+// compressible values) do not stall a run whose batch is part full when
+// the fetch arrives, within a partition and from one to the next.
+func TestBatchLargeCompressedFetches(t *testing.T) {
+	l := testLog(t, t.TempDir())
+	createTopic(t, l, "in", 2)
+	pad := strings.Repeat("x", 2000)
+	var codecs record.Codecs
+	n := 0
+	for p := range int32(2) {
+		for range 3 {
+			recs := make([]record.Record, 4000)
+			for i := range recs {
+				recs[i] = record.Record{Value: []byte(`{"n":` + strconv.Itoa(n) + `,"pad":"` + pad + `"}`), Timestamp: time.Now().UnixMilli()}
+				n++
+			}
+			b, err := codecs.AppendBatch(nil, recs, record.BatchOptions{Compression: record.CompressionZstd})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Produce(context.Background(), "in", p, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mgr := startManager(t, Options{Log: l, Registerer: prometheus.NewRegistry()})
+	lake := t.TempDir()
+	p := batchPipeline("lake", "in", lake)
+	p.Spec.Batch.MaxRecords = 3000 // a batch ends inside each fetch
+	if _, err := mgr.Put(testCtx(t), p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mgr.StartRun(testCtx(t), "lake", RunRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, mgr, "lake", 1, RunSucceeded)
+	checkOnce(t, readLake(t, lake), n)
 }
