@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -149,10 +150,12 @@ type batchRunner struct {
 	// admits one run at a time, so it never holds more than one.
 	requests chan *Run
 
-	// startMu orders the starts of runs.
-	startMu sync.Mutex
-	active  *Run // started and not completed: running, retrying, failed, or left by a crash
-	closed  bool // the loop returned: no run starts here any more
+	// startMu orders the starts of runs; begin holds it while it resolves
+	// and records a run, so status reads activeID instead.
+	startMu  sync.Mutex
+	active   *Run // started and not completed: running, retrying, failed, or left by a crash
+	closed   bool // the loop returned: no run starts here any more
+	activeID atomic.Int64
 
 	mu     sync.Mutex
 	nextAt time.Time
@@ -172,17 +175,22 @@ func newBatchRunner(r *runner, runs *runStore) (*batchRunner, error) {
 
 // status is the batch part of the pipeline's Status.
 func (b *batchRunner) status() *BatchStatus {
-	st := &BatchStatus{}
-	b.startMu.Lock()
-	if b.active != nil {
-		st.Run = b.active.ID
-	}
-	b.startMu.Unlock()
+	st := &BatchStatus{Run: b.activeID.Load()}
 	b.mu.Lock()
 	st.NextRunAt = b.nextAt
 	b.mu.Unlock()
-	_, st.LastSuccessAt, _ = b.runs.lastRun(b.r.name)
+	_, st.LastSuccessAt, _ = b.runs.lastRun(b.r.name, b.r.spec.Spec.Source.Topic)
 	return st
+}
+
+// setActiveLocked sets the active run; startMu is held.
+func (b *batchRunner) setActiveLocked(run *Run) {
+	b.active = run
+	if run == nil {
+		b.activeID.Store(0)
+	} else {
+		b.activeID.Store(run.ID)
+	}
 }
 
 // conflictLocked says why no run can start: the loop returned, or a run
@@ -231,7 +239,7 @@ func (b *batchRunner) begin(ctx context.Context, kind string, from, to *resource
 	if b.active != nil || b.closed {
 		return nil, b.conflictLocked()
 	}
-	lastEnd, _, id := b.runs.lastRun(r.name)
+	lastEnd, _, id := b.runs.lastRun(r.name, src.Topic)
 	ranges, err := b.resolve(ctx, *from, *to, lastEnd)
 	if err != nil {
 		return nil, err
@@ -241,7 +249,7 @@ func (b *batchRunner) begin(ctx context.Context, kind string, from, to *resource
 	if err := b.runs.put(ctx, run); err != nil {
 		return nil, err
 	}
-	b.active = run
+	b.setActiveLocked(run)
 	r.log.Info("batch run started", "run", run.ID, "kind", kind, "ranges", formatRanges(ranges))
 	return run, nil
 }
@@ -447,6 +455,14 @@ func (b *batchRunner) readRange(ctx context.Context, src *source, rg PartitionRa
 				continue
 			}
 			done := c.next >= rg.To
+			if !done && len(c.records) == 0 && c.next >= c.hwm && c.hwm < rg.To && b.endsBefore(ctx, src.topic, rg) {
+				// Caught up with a partition that now ends before the
+				// range does: the topic was created again. Nothing more
+				// will come.
+				b.r.log.Warn("a partition ends before the run's range; the run reads what it holds",
+					"partition", rg.Partition, "range_end", rg.To, "log_end", c.hwm)
+				done = true
+			}
 			if done {
 				c.next = rg.To
 				n := len(c.records)
@@ -463,6 +479,12 @@ func (b *batchRunner) readRange(ctx context.Context, src *source, rg PartitionRa
 			}
 		}
 	}
+}
+
+// endsBefore asks the log whether a partition now ends before the range.
+func (b *batchRunner) endsBefore(ctx context.Context, topic string, rg PartitionRange) bool {
+	end, err := b.r.env.log.ListOffset(ctx, topic, rg.Partition, stream.Latest)
+	return err == nil && end < rg.To
 }
 
 // feed takes a chunk into bt in pieces that end where a batch may end (see
@@ -589,13 +611,13 @@ func (b *batchRunner) succeed(ctx context.Context, run *Run) error {
 		return err
 	}
 	b.startMu.Lock()
-	b.active = nil
+	b.setActiveLocked(nil)
 	b.startMu.Unlock()
 	m.batchRuns.WithLabelValues(r.name, runOutcomeSucceeded).Inc()
 	m.batchDuration.WithLabelValues(r.name).Observe(run.Duration(run.EndedAt).Seconds())
 	r.log.Info("batch run succeeded", "run", run.ID, "kind", run.Kind, "ranges", formatRanges(run.Ranges),
 		"read", run.RecordsRead, "written", run.RecordsWritten, "duration", run.Duration(run.EndedAt))
-	lastEnd, at, _ := b.runs.lastRun(r.name)
+	lastEnd, at, _ := b.runs.lastRun(r.name, run.Topic)
 	if !at.IsZero() {
 		m.batchLastSuccess.WithLabelValues(r.name).Set(float64(at.UnixNano()) / 1e9)
 	}
@@ -613,7 +635,7 @@ func (b *batchRunner) succeed(ctx context.Context, run *Run) error {
 // pipeline's positions and last success.
 func (b *batchRunner) syncGroup(ctx context.Context) {
 	r := b.r
-	lastEnd, at, _ := b.runs.lastRun(r.name)
+	lastEnd, at, _ := b.runs.lastRun(r.name, r.spec.Spec.Source.Topic)
 	if !at.IsZero() {
 		r.env.metrics.batchLastSuccess.WithLabelValues(r.name).Set(float64(at.UnixNano()) / 1e9)
 	}
@@ -648,7 +670,7 @@ func (b *batchRunner) updateLag(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	lastEnd, _, _ := b.runs.lastRun(r.name)
+	lastEnd, _, _ := b.runs.lastRun(r.name, r.spec.Spec.Source.Topic)
 	var lag int64
 	for _, p := range info.Partitions {
 		from := p.LogStartOffset

@@ -129,8 +129,9 @@ type runHistory struct {
 	runs   []Run // by ID, the last maxRunsKept
 	lastID int64
 	// lastEnd is the To of each partition of the last succeeded run that
-	// was not a backfill (lastRun); nil before the first.
+	// was not a backfill (lastRun), of lastTopic; nil before the first.
 	lastEnd     map[int32]int64
+	lastTopic   string
 	lastSuccess time.Time
 }
 
@@ -185,6 +186,7 @@ func (s *runStore) applyLocked(run Run) {
 		for _, r := range run.Ranges {
 			h.lastEnd[r.Partition] = r.To
 		}
+		h.lastTopic = run.Topic
 		h.lastSuccess = run.EndedAt
 	}
 }
@@ -278,13 +280,14 @@ func (s *runStore) unfinished(pipeline string) (Run, bool) {
 	return r, true
 }
 
-// lastRun returns where the pipeline's last completed run ended (nil
-// before the first), the time it ended, and the next run's ID.
-func (s *runStore) lastRun(pipeline string) (end map[int32]int64, at time.Time, nextID int64) {
+// lastRun returns where the pipeline's last completed run ended in topic
+// (nil before the first, or when that run read another topic: the spec's
+// source changed since), the time it ended, and the next run's ID.
+func (s *runStore) lastRun(pipeline, topic string) (end map[int32]int64, at time.Time, nextID int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.history(pipeline)
-	if h.lastEnd != nil {
+	if h.lastEnd != nil && h.lastTopic == topic {
 		end = make(map[int32]int64, len(h.lastEnd))
 		for p, o := range h.lastEnd {
 			end[p] = o

@@ -32,7 +32,7 @@ func (b *batchRunner) loop(ctx context.Context) {
 
 	if run, ok := b.runs.unfinished(r.name); ok {
 		b.startMu.Lock()
-		b.active = &run
+		b.setActiveLocked(&run)
 		b.startMu.Unlock()
 		if !b.paused {
 			r.log.Info("resuming a batch run that did not complete", "run", run.ID, "state", run.State, "attempt", run.Attempt)
