@@ -194,13 +194,14 @@ func (b *batchRunner) setActiveLocked(run *Run) {
 }
 
 // conflictLocked says why no run can start: the loop returned, or a run
-// is active.
+// is active. The active run's state is read as last recorded: the loop
+// changes the run itself without startMu.
 func (b *batchRunner) conflictLocked() error {
 	name := b.r.name
 	if b.closed {
 		return fmt.Errorf("%w: pipeline %s is stopping or restarting; ask again", ErrRunConflict, name)
 	}
-	a := b.active
+	a, _ := b.runs.get(name, b.active.ID)
 	switch {
 	case a.State == RunFailed:
 		return fmt.Errorf("%w: run %d of %s failed (%s); it is attempted again when the pipeline resumes (sluice pipeline resume %s)", ErrRunConflict, a.ID, name, a.Error, name)
