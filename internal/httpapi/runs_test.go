@@ -67,12 +67,12 @@ func (discard) Write(b []byte) (int, error) { return len(b), nil }
 // with its range; GET lists and follows runs; the errors are 404, 409 and
 // 422 with the JSON error body.
 func TestRunsAPI(t *testing.T) {
+	lake := t.TempDir() // before the manager, whose cleanup must run first
 	e := newTestEnv(t)
 	withPipelines(t, e)
 	e.createTopic("clicks", 2, nil)
 	e.values("clicks", 0, 1000, `{"n":1}`, `{"n":2}`)
 	e.values("clicks", 1, 1000, `{"n":3}`)
-	lake := t.TempDir()
 	spec := `apiVersion: sluice.dev/v1
 kind: Pipeline
 metadata: {name: lake}
@@ -134,16 +134,17 @@ spec:
 // TestRunsAPIConflict: a run asked for while another is in progress gets
 // 409, and a stream pipeline's runs 422.
 func TestRunsAPIConflict(t *testing.T) {
-	e := newTestEnv(t)
-	withPipelines(t, e)
-	e.createTopic("clicks", 1, nil)
-	e.values("clicks", 0, 1000, `{"n":1}`)
-	// The sink's path is a file: every attempt fails, with a long
-	// backoff, so the run stays in progress.
+	// The sink's path is below a file: every attempt fails, with a long
+	// backoff, so the run stays in progress. The directory is made before
+	// the manager, whose cleanup must run first.
 	blocker := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	e := newTestEnv(t)
+	withPipelines(t, e)
+	e.createTopic("clicks", 1, nil)
+	e.values("clicks", 0, 1000, `{"n":1}`)
 	spec := `apiVersion: sluice.dev/v1
 kind: Pipeline
 metadata: {name: stuck}
