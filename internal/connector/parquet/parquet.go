@@ -44,8 +44,10 @@
 // rest and renames each into place, replacing a file of the same name (an
 // earlier attempt's, or the run's own output when a range is run again),
 // and removes any other file of the run, so that the run's visible output
-// is exactly this attempt's. RollInterval and FlushDue's times do not
-// apply: the run flushes once, at its end.
+// is exactly this attempt's. The renames follow one another: a crash among
+// them leaves some of the run's files visible, each complete, until the
+// run is attempted again. RollInterval and FlushDue's times do not apply:
+// the run flushes once, at its end.
 //
 // # Columns
 //
