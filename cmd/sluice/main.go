@@ -38,5 +38,6 @@ partitioned log on local disk, with no external services to run.`,
 	root.AddCommand(newServeCommand(), newBenchCommand(), newVersionCommand())
 	root.AddCommand(newTopicCommand(), newProduceCommand(), newConsumeCommand(), newGroupCommand())
 	root.AddCommand(newApplyCommand(), newDiffCommand(), newGetCommand(), newDeleteCommand(), newPipelineCommand())
+	root.AddCommand(newRunCommand(), newRunsCommand())
 	return root
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
@@ -371,6 +372,17 @@ func describePipeline(w io.Writer, cc *clientConfig, p *client.Pipeline) error {
 	}
 	if !s.RetryAt.IsZero() {
 		t.row("RETRY-AT", s.RetryAt.Format("2006-01-02T15:04:05Z07:00"))
+	}
+	if b := s.Batch; b != nil {
+		if b.Run != 0 {
+			t.row("RUN", b.Run)
+		}
+		if !b.NextRunAt.IsZero() {
+			t.row("NEXT-RUN", b.NextRunAt.UTC().Format(time.RFC3339))
+		}
+		if !b.LastSuccessAt.IsZero() {
+			t.row("LAST-SUCCESS", b.LastSuccessAt.UTC().Format(time.RFC3339))
+		}
 	}
 	t.row("LAG", s.Lag)
 	t.row("READ", s.RecordsRead)

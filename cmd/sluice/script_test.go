@@ -32,8 +32,9 @@ func TestMain(m *testing.M) {
 //
 // Commands besides testscript's own:
 //
-//	serve                       start sluice serve on a free port in $WORK/data;
-//	                            sets SLUICE_SERVER and SERVER to its URL
+//	serve                       start sluice serve on a free port in $WORK/data,
+//	                            working in $WORK; sets SLUICE_SERVER and SERVER
+//	                            to its URL
 //	stopserve                   SIGTERM it and check that it exits 0
 //	genlines N FILE             write N test lines to FILE
 //	cmpsorted FILE WANT...      FILE's lines are those of the WANT files, in any order
@@ -91,6 +92,8 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 	bin := lookPath(ts, "sluice")
 	cmd := exec.Command(bin, "serve", "--data-dir", ts.MkAbs("data"), "--http-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0", "--log-format", "json")
 	cmd.Env = environ(ts)
+	// Relative paths in specs (a sink's) are the server's: under $WORK.
+	cmd.Dir = ts.MkAbs(".")
 	stderr, err := cmd.StderrPipe()
 	ts.Check(err)
 	log, err := os.Create(ts.MkAbs("serve.log"))
@@ -178,10 +181,11 @@ func lookPath(ts *testscript.TestScript, name string) string {
 	return ""
 }
 
-// environ returns the script's environment.
+// environ returns the script's environment: the little a server needs,
+// and WORK, for ${WORK} in the specs a script applies.
 func environ(ts *testscript.TestScript) []string {
 	var env []string
-	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOCOVERDIR", "GORACE"} {
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOCOVERDIR", "GORACE", "WORK"} {
 		if v := ts.Getenv(k); v != "" {
 			env = append(env, k+"="+v)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -34,6 +35,8 @@ type PipelineStatus struct {
 	StartedAt           time.Time  `json:"started_at,omitzero"`
 	// Window is set for a pipeline with a window processor.
 	Window *WindowStatus `json:"window,omitempty"`
+	// Batch is set for batch pipelines.
+	Batch *BatchStatus `json:"batch,omitempty"`
 }
 
 // WindowStatus is what a windowed pipeline's window holds.
@@ -43,6 +46,13 @@ type WindowStatus struct {
 	StateBytes     int64     `json:"state_bytes"`
 	LateRecords    int64     `json:"late_records"`
 	LastCheckpoint time.Time `json:"last_checkpoint,omitzero"`
+}
+
+// BatchStatus is what a batch pipeline's runs are doing.
+type BatchStatus struct {
+	Run           int64     `json:"run,omitempty"`
+	NextRunAt     time.Time `json:"next_run_at,omitzero"`
+	LastSuccessAt time.Time `json:"last_success_at,omitzero"`
 }
 
 // Position is the next offset a pipeline reads in one source partition.
@@ -124,3 +134,74 @@ func (c *Client) Apply(ctx context.Context, docs []byte, dryRun, prune bool) ([]
 }
 
 func pipelinePath(name string) string { return "/v1/pipelines/" + escape(name) }
+
+// Run is one run of a batch pipeline, as POST and GET
+// /v1/pipelines/{name}/runs answer it.
+type Run struct {
+	Pipeline            string           `json:"pipeline"`
+	ID                  int64            `json:"id"`
+	Kind                string           `json:"kind"`
+	State               string           `json:"state"`
+	From                string           `json:"from"`
+	To                  string           `json:"to"`
+	Topic               string           `json:"topic"`
+	Ranges              []PartitionRange `json:"ranges"`
+	Output              string           `json:"output"`
+	Attempt             int              `json:"attempt"`
+	StartedAt           time.Time        `json:"started_at"`
+	EndedAt             time.Time        `json:"ended_at,omitzero"`
+	RecordsRead         int64            `json:"records_read"`
+	RecordsWritten      int64            `json:"records_written"`
+	RecordsDeadLettered int64            `json:"records_dead_lettered"`
+	Error               string           `json:"error,omitempty"`
+}
+
+// PartitionRange is the offsets [From, To) of one partition a run reads.
+type PartitionRange struct {
+	Partition int32 `json:"partition"`
+	From      int64 `json:"from"`
+	To        int64 `json:"to"`
+}
+
+// Run states that end a run's attempts until the pipeline restarts.
+const (
+	RunSucceeded = "succeeded"
+	RunFailed    = "failed"
+)
+
+// StartRun starts a run of a batch pipeline and returns it with its range
+// resolved. Empty from and to run the spec's range; either set makes a
+// backfill (lastRun, earliest, latest, an RFC 3339 time or
+// "partition=offset,...").
+func (c *Client) StartRun(ctx context.Context, name, from, to string) (*Run, error) {
+	var out Run
+	in := map[string]string{}
+	if from != "" {
+		in["from"] = from
+	}
+	if to != "" {
+		in["to"] = to
+	}
+	if err := c.do(ctx, request{method: http.MethodPost, path: pipelinePath(name) + "/runs", in: in, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListRuns lists a pipeline's runs, newest first.
+func (c *Client) ListRuns(ctx context.Context, name string) ([]Run, error) {
+	var out struct {
+		Runs []Run `json:"runs"`
+	}
+	err := c.do(ctx, request{method: http.MethodGet, path: pipelinePath(name) + "/runs", out: &out})
+	return out.Runs, err
+}
+
+// GetRun returns one run of a pipeline.
+func (c *Client) GetRun(ctx context.Context, name string, id int64) (*Run, error) {
+	var out Run
+	if err := c.do(ctx, request{method: http.MethodGet, path: pipelinePath(name) + "/runs/" + strconv.FormatInt(id, 10), out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

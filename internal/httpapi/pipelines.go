@@ -19,6 +19,9 @@ import (
 //	DELETE /v1/pipelines/{name}           -> 204
 //	POST   /v1/pipelines/{name}/pause     -> 200 pipeline
 //	POST   /v1/pipelines/{name}/resume    -> 200 pipeline (restarts a failed one)
+//	POST   /v1/pipelines/{name}/runs      {"from"?, "to"?} or no body -> 202 run (a batch pipeline's run, started)
+//	GET    /v1/pipelines/{name}/runs      -> 200 {"runs": [run, ...]} newest first
+//	GET    /v1/pipelines/{name}/runs/{id} -> 200 run
 //	POST   /v1/apply[?dry_run=true][&prune=true]
 //	                                      resource documents (YAML, --- separated) -> 200 {"changes": [...]}
 //
@@ -36,6 +39,9 @@ type Pipelines interface {
 	Pause(ctx context.Context, name string) error
 	Resume(ctx context.Context, name string) error
 	Apply(ctx context.Context, rs []resource.Resource, opts pipeline.ApplyOptions) ([]resource.Change, error)
+	StartRun(ctx context.Context, name string, req pipeline.RunRequest) (pipeline.Run, error)
+	Runs(name string) ([]pipeline.Run, error)
+	GetRun(name string, id int64) (pipeline.Run, error)
 }
 
 func (a *API) registerPipelines(mux *http.ServeMux) {
@@ -48,7 +54,48 @@ func (a *API) registerPipelines(mux *http.ServeMux) {
 	a.handle(mux, "DELETE /v1/pipelines/{name}", a.deletePipeline)
 	a.handle(mux, "POST /v1/pipelines/{name}/pause", a.pipelineAction(Pipelines.Pause))
 	a.handle(mux, "POST /v1/pipelines/{name}/resume", a.pipelineAction(Pipelines.Resume))
+	a.handle(mux, "POST /v1/pipelines/{name}/runs", a.startRun)
+	a.handle(mux, "GET /v1/pipelines/{name}/runs", a.listRuns)
+	a.handle(mux, "GET /v1/pipelines/{name}/runs/{id}", a.getRun)
 	a.handle(mux, "POST /v1/apply", a.apply)
+}
+
+// startRun starts a batch pipeline's run. The answer is the run as
+// recorded, its range resolved; it executes in the background, and GET
+// .../runs/{id} follows it.
+func (a *API) startRun(w http.ResponseWriter, r *http.Request) error {
+	var req pipeline.RunRequest
+	if _, err := readBody(w, r, &req, true, mediaJSON); err != nil {
+		return err
+	}
+	run, err := a.opts.Pipelines.StartRun(r.Context(), r.PathValue("name"), req)
+	if err != nil {
+		return pipelineError(err)
+	}
+	writeJSON(w, mediaJSON, http.StatusAccepted, run)
+	return nil
+}
+
+func (a *API) listRuns(w http.ResponseWriter, r *http.Request) error {
+	runs, err := a.opts.Pipelines.Runs(r.PathValue("name"))
+	if err != nil {
+		return pipelineError(err)
+	}
+	writeJSON(w, mediaJSON, http.StatusOK, map[string]any{"runs": runs})
+	return nil
+}
+
+func (a *API) getRun(w http.ResponseWriter, r *http.Request) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return errorf(http.StatusBadRequest, "run %q: want a run number", r.PathValue("id"))
+	}
+	run, err := a.opts.Pipelines.GetRun(r.PathValue("name"), id)
+	if err != nil {
+		return pipelineError(err)
+	}
+	writeJSON(w, mediaJSON, http.StatusOK, run)
+	return nil
 }
 
 // pipelineJSON is a pipeline as the API answers it.
@@ -192,10 +239,12 @@ func (a *API) readResources(r *http.Request, name string) ([]resource.Resource, 
 // pipelineError maps the pipeline runtime's errors to statuses.
 func pipelineError(err error) error {
 	switch {
-	case errors.Is(err, pipeline.ErrNotFound):
+	case errors.Is(err, pipeline.ErrNotFound), errors.Is(err, pipeline.ErrRunNotFound):
 		return &Error{Status: http.StatusNotFound, Message: err.Error()}
-	case errors.Is(err, pipeline.ErrInvalid):
+	case errors.Is(err, pipeline.ErrInvalid), errors.Is(err, pipeline.ErrBadRun):
 		return &Error{Status: http.StatusUnprocessableEntity, Message: err.Error()}
+	case errors.Is(err, pipeline.ErrRunConflict):
+		return &Error{Status: http.StatusConflict, Message: err.Error()}
 	}
 	return err
 }

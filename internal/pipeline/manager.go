@@ -4,6 +4,13 @@
 // sink acknowledged every record up to them. A Manager keeps the specs,
 // runs one goroutine per pipeline and restarts a pipeline, and only that
 // one, when its spec changes.
+//
+// A batch pipeline (mode: batch) reads bounded ranges instead, one run at
+// a time, on its schedule or when asked (StartRun): a run snapshots the end
+// of every partition when it starts, reads exactly its range, completes
+// its sink's output, and only then is recorded as succeeded in RunsTopic;
+// the next run starts where the last succeeded one ended. A run that did
+// not complete is attempted again over its own recorded range.
 package pipeline
 
 import (
@@ -54,6 +61,7 @@ type Manager struct {
 	opts  Options
 	env   *env
 	store *specStore
+	runs  *runStore
 
 	mu        sync.Mutex
 	pipelines map[string]*managed
@@ -66,6 +74,7 @@ type managed struct {
 	spec    resource.Pipeline // as stored
 	stored  []byte
 	runner  *runner
+	batch   *batchRunner // a batch pipeline's runs; nil for a stream pipeline
 	cancel  context.CancelFunc
 	done    chan struct{}
 	startEr error // why it could not start (bad ${VAR}, processors)
@@ -92,7 +101,7 @@ func New(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline metrics: %w", err)
 	}
-	mgr := &Manager{opts: opts, store: &specStore{log: opts.Log}, pipelines: make(map[string]*managed)}
+	mgr := &Manager{opts: opts, store: &specStore{log: opts.Log}, runs: newRunStore(opts.Log), pipelines: make(map[string]*managed)}
 	mgr.env = &env{log: opts.Log, metrics: m, now: opts.Now, openSink: opts.OpenSink}
 	if mgr.env.openSink == nil {
 		mgr.env.openSink = mgr.openSink
@@ -100,11 +109,15 @@ func New(opts Options) (*Manager, error) {
 	return mgr, nil
 }
 
-// Start loads the stored specs and starts every pipeline that is not
-// paused. The pipelines run until ctx ends or Close.
+// Start loads the stored specs and runs and starts every pipeline that is
+// not paused (and every batch pipeline: paused ones take runs asked for).
+// The pipelines run until ctx ends or Close.
 func (m *Manager) Start(ctx context.Context) error {
 	specs, err := m.store.load(ctx)
 	if err != nil {
+		return err
+	}
+	if err := m.runs.load(ctx); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -144,16 +157,22 @@ func (m *Manager) Close(ctx context.Context) error {
 	return nil
 }
 
-// startLocked starts mp's runner unless it is paused. Errors that keep
-// it from starting are kept for describe.
+// startLocked starts mp's runner unless it is a paused stream pipeline
+// (a paused batch pipeline's runner only takes runs asked for). Errors
+// that keep it from starting are kept for describe.
 func (m *Manager) startLocked(mp *managed) {
 	name := mp.spec.Metadata.Name
 	m.env.metrics.setState(name, StatePaused)
 	mp.startEr = nil
-	if mp.spec.Spec.Paused || m.ctx == nil || m.closed {
+	isBatch := mp.spec.Spec.Mode == resource.ModeBatch
+	if (mp.spec.Spec.Paused && !isBatch) || m.ctx == nil || m.closed {
 		return
 	}
 	r, err := m.newRunner(&mp.spec)
+	var br *batchRunner
+	if err == nil && isBatch {
+		br, err = newBatchRunner(r, m.runs)
+	}
 	if err != nil {
 		mp.startEr = err
 		m.env.metrics.setState(name, StateFailed)
@@ -161,9 +180,13 @@ func (m *Manager) startLocked(mp *managed) {
 		return
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
-	mp.runner, mp.cancel, mp.done = r, cancel, make(chan struct{})
+	mp.runner, mp.batch, mp.cancel, mp.done = r, br, cancel, make(chan struct{})
 	go func(done chan struct{}) {
 		defer close(done)
+		if br != nil {
+			br.loop(ctx)
+			return
+		}
 		r.run(ctx)
 	}(mp.done)
 }
@@ -184,7 +207,7 @@ func (m *Manager) stop(ctx context.Context, mp *managed) error {
 	}
 	m.mu.Lock()
 	if mp.done == done {
-		mp.runner, mp.cancel, mp.done = nil, nil, nil
+		mp.runner, mp.batch, mp.cancel, mp.done = nil, nil, nil, nil
 	}
 	m.mu.Unlock()
 	return nil
@@ -246,8 +269,10 @@ func (m *Manager) Put(ctx context.Context, p *resource.Pipeline) (changed bool, 
 }
 
 // Delete stops a pipeline and forgets its spec. Its committed offsets stay
-// (as a consumer group) until the group is deleted, except for a windowed
-// pipeline, whose window state and offsets are deleted with it.
+// (as a consumer group) until the group is deleted, and so do a batch
+// pipeline's runs: one created again under its name goes on from its last
+// run. A windowed pipeline's window state and offsets are deleted with it:
+// they mean nothing apart.
 func (m *Manager) Delete(ctx context.Context, name string) error {
 	m.mu.Lock()
 	mp := m.pipelines[name]
@@ -355,7 +380,7 @@ func (m *Manager) List() []Pipeline {
 
 func (m *Manager) describe(mp *managed) Status {
 	m.mu.Lock()
-	r, startErr, paused := mp.runner, mp.startEr, mp.spec.Spec.Paused
+	r, br, startErr, paused := mp.runner, mp.batch, mp.startEr, mp.spec.Spec.Paused
 	m.mu.Unlock()
 	switch {
 	case startErr != nil:
@@ -365,5 +390,9 @@ func (m *Manager) describe(mp *managed) Status {
 	case r == nil:
 		return Status{State: StateStarting}
 	}
-	return r.snapshot()
+	st := r.snapshot()
+	if br != nil {
+		st.Batch = br.status()
+	}
+	return st
 }

@@ -17,6 +17,11 @@ type metrics struct {
 	inFlight   *prometheus.GaugeVec
 	stateBytes *prometheus.GaugeVec
 	watermark  *prometheus.GaugeVec
+
+	// Batch pipelines' runs.
+	batchRuns        *prometheus.CounterVec
+	batchDuration    *prometheus.HistogramVec
+	batchLastSuccess *prometheus.GaugeVec
 }
 
 // Record outcomes, by stage.
@@ -29,6 +34,13 @@ const (
 	outcomeDeadLetter = "dead_letter" // process or sink: stored in the dead-letter topic
 	outcomeLate       = "late"        // window: behind the watermark, dropped as configured
 	outcomeEmitted    = "emitted"     // window: a result record
+)
+
+// Outcomes of batch runs' attempts.
+const (
+	runOutcomeSucceeded = "succeeded"
+	runOutcomeRetried   = "retried" // the attempt failed; the run is attempted again
+	runOutcomeFailed    = "failed"  // the run gave up; the pipeline is failed
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -71,9 +83,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_pipeline_watermark_seconds",
 			Help: "A windowed pipeline's watermark, in Unix seconds: windows ending at or before it are closed.",
 		}, []string{"pipeline"}),
+		batchRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_batch_runs_total",
+			Help: "Attempts of batch pipelines' runs, by outcome: succeeded, retried (the attempt failed and the run is attempted again), failed (the run gave up).",
+		}, []string{"pipeline", "outcome"}),
+		batchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_batch_run_duration_seconds",
+			Help:    "Time from the start of a batch run to its success, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 3, 12),
+		}, []string{"pipeline"}),
+		batchLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_batch_last_success_timestamp_seconds",
+			Help: "When the last run of a batch pipeline succeeded, in Unix seconds.",
+		}, []string{"pipeline"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.records, m.batch, m.endToEnd, m.lag, m.deadLetter, m.state, m.inFlight, m.stateBytes, m.watermark} {
+		for _, c := range []prometheus.Collector{m.records, m.batch, m.endToEnd, m.lag, m.deadLetter, m.state, m.inFlight,
+			m.stateBytes, m.watermark, m.batchRuns, m.batchDuration, m.batchLastSuccess} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -94,6 +120,9 @@ func (m *metrics) forget(name string) {
 	m.inFlight.DeletePartialMatch(l)
 	m.stateBytes.DeletePartialMatch(l)
 	m.watermark.DeletePartialMatch(l)
+	m.batchRuns.DeletePartialMatch(l)
+	m.batchDuration.DeletePartialMatch(l)
+	m.batchLastSuccess.DeletePartialMatch(l)
 }
 
 // setState sets the state gauge of a pipeline: one state 1, the rest 0.

@@ -24,10 +24,11 @@ const (
 	StateRetrying = "retrying" // a delivery failed; waiting to try again
 	StatePaused   = "paused"
 	StateFailed   = "failed" // the retry budget is spent or the error is permanent; resume restarts it
+	StateIdle     = "idle"   // a batch pipeline between runs
 )
 
 func allStates() []string {
-	return []string{StateStarting, StateRunning, StateRetrying, StatePaused, StateFailed}
+	return []string{StateStarting, StateRunning, StateRetrying, StatePaused, StateFailed, StateIdle}
 }
 
 // Status is what a pipeline is doing, for describe and the HTTP API.
@@ -54,6 +55,9 @@ type Status struct {
 	StartedAt           time.Time `json:"started_at,omitzero"`
 	// Window is the state of a windowed pipeline's window.
 	Window *WindowStatus `json:"window,omitempty"`
+	// Batch is what a batch pipeline's runs are doing; nil for a stream
+	// pipeline.
+	Batch *BatchStatus `json:"batch,omitempty"`
 }
 
 // WindowStatus is what a windowed pipeline holds.
@@ -621,6 +625,11 @@ type delivery struct {
 
 	committed map[int32]int64
 	hwm       map[int32]int64
+	// holdCommits is a batch run's delivery: it commits nothing, since the
+	// run's end commits the whole range once its output is complete, and
+	// only counts what it wrote in heldWritten.
+	holdCommits bool
+	heldWritten int
 	// staged is the checkpoint of the batches a staging sink holds, and
 	// stagedWritten their records. Their budget is released once they are
 	// staged: they are in the sink's files by then, not in memory.
@@ -678,6 +687,8 @@ func (d *delivery) deliver(ctx context.Context, b *batch) error {
 	}
 	written := len(b.records) - rejected
 	switch {
+	case d.holdCommits:
+		d.heldWritten += written
 	case d.win != nil:
 		if err := d.checkpointWindow(ctx, b, cp, written); err != nil {
 			return err
@@ -708,7 +719,7 @@ func (d *delivery) deliver(ctx context.Context, b *batch) error {
 	}
 	now := r.env.now()
 	m.batch.WithLabelValues(r.name).Observe(now.Sub(start).Seconds())
-	if d.staging == nil && d.win == nil {
+	if d.staging == nil && d.win == nil && !d.holdCommits {
 		obs := m.endToEnd.WithLabelValues(r.name)
 		for _, rec := range b.records {
 			obs.Observe(now.Sub(rec.Timestamp).Seconds())

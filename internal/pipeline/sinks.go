@@ -14,7 +14,8 @@ import (
 )
 
 // openSink opens the sink a spec names, with the connectors of this
-// repository.
+// repository; for a batch run (RunOutput), parquet files are named for the
+// run and published when it completes.
 func (m *Manager) openSink(ctx context.Context, p *resource.Pipeline, chain *process.Chain) (connector.Sink, error) {
 	name := p.Metadata.Name
 	logger := m.opts.Logger.With("pipeline", name)
@@ -23,7 +24,7 @@ func (m *Manager) openSink(ctx context.Context, p *resource.Pipeline, chain *pro
 	case s.Postgres != nil:
 		return postgres.New(ctx, postgres.Options{Config: *s.Postgres, Pipeline: name, Schema: chain.Schema(), Logger: logger})
 	case s.Parquet != nil:
-		opts := parquet.Options{Config: *s.Parquet, Pipeline: name, Schema: chain.Schema(), Logger: logger}
+		opts := parquet.Options{Config: *s.Parquet, Pipeline: name, Run: RunOutput(ctx), Schema: chain.Schema(), Logger: logger}
 		if s.Parquet.PartitionBy != "" {
 			expr, err := process.CompileExpr(s.Parquet.PartitionBy, process.Options{})
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/record"
+	"github.com/sluice-dev/sluice/internal/resource"
 	"github.com/sluice-dev/sluice/internal/stream"
 )
 
@@ -313,4 +314,33 @@ func (b *budget) inUse() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
+}
+
+// drain waits for the fetchers to return, releasing the budget of the
+// chunks they sent that nobody took; the caller cancels their contexts
+// first.
+func (s *source) drain() {
+	done := make(chan struct{})
+	go func() { s.wait(); close(done) }()
+	for {
+		select {
+		case c := <-s.out:
+			s.budget.release(c.cost)
+		case <-done:
+			for {
+				select {
+				case c := <-s.out:
+					s.budget.release(c.cost)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// parsesValues says whether a pipeline looks into its records' values, so
+// that its fetchers should parse them (see source.predecode).
+func parsesValues(spec *resource.PipelineSpec) bool {
+	return len(spec.Processors) > 0 || spec.Sink.Postgres != nil || spec.Sink.Parquet != nil
 }

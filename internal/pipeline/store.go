@@ -54,22 +54,40 @@ func (s *specStore) ensure(ctx context.Context) error {
 // put, so that a server that never runs a pipeline lists no topic of its
 // own.
 func (s *specStore) load(ctx context.Context) (map[string][]byte, error) {
-	end, err := s.log.ListOffset(ctx, SpecTopic, 0, stream.Latest)
-	if errors.Is(err, stream.ErrUnknownTopic) || errors.Is(err, stream.ErrUnknownPartition) {
-		return map[string][]byte{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pipeline specs: %w", err)
-	}
-	off, err := s.log.ListOffset(ctx, SpecTopic, 0, stream.Earliest)
-	if err != nil {
-		return nil, fmt.Errorf("pipeline specs: %w", err)
-	}
 	specs := make(map[string][]byte)
+	err := scanTopic(ctx, s.log, &s.codecs, SpecTopic, func(r record.Record) error {
+		if r.Value == nil {
+			delete(specs, string(r.Key))
+		} else {
+			specs[string(r.Key)] = append([]byte(nil), r.Value...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pipeline specs: %w", err)
+	}
+	return specs, nil
+}
+
+// scanTopic calls fn with every record of partition 0 of topic, in order,
+// up to its end when the scan starts; a topic that does not exist has
+// none. fn must not retain the record's slices.
+func scanTopic(ctx context.Context, log stream.Log, codecs *record.Codecs, topic string, fn func(record.Record) error) error {
+	end, err := log.ListOffset(ctx, topic, 0, stream.Latest)
+	if errors.Is(err, stream.ErrUnknownTopic) || errors.Is(err, stream.ErrUnknownPartition) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	off, err := log.ListOffset(ctx, topic, 0, stream.Earliest)
+	if err != nil {
+		return err
+	}
 	for off < end {
-		fr, err := s.log.Fetch(ctx, stream.FetchRequest{Topic: SpecTopic, Offset: off, MaxBytes: 4 << 20, MaxWait: time.Second})
+		fr, err := log.Fetch(ctx, stream.FetchRequest{Topic: topic, Offset: off, MaxBytes: 4 << 20, MaxWait: time.Second})
 		if err != nil {
-			return nil, fmt.Errorf("read pipeline specs at offset %d: %w", off, err)
+			return fmt.Errorf("read at offset %d: %w", off, err)
 		}
 		if len(fr.Batches) == 0 {
 			break
@@ -81,21 +99,16 @@ func (s *specStore) load(ctx context.Context) (map[string][]byte, error) {
 				err = record.ErrMalformed
 			}
 			if err != nil {
-				return nil, fmt.Errorf("read pipeline specs at offset %d: %w", off, err)
+				return fmt.Errorf("read at offset %d: %w", off, err)
 			}
-			_, err = s.codecs.DecodeBatch(b[:h.Size()], record.DecodeLimits{}, func(r record.Record) error {
-				if r.Control || r.Offset < off {
+			_, err = codecs.DecodeBatch(b[:h.Size()], record.DecodeLimits{}, func(r record.Record) error {
+				if r.Control || r.Offset < off || r.Offset >= end {
 					return nil
 				}
-				if r.Value == nil {
-					delete(specs, string(r.Key))
-				} else {
-					specs[string(r.Key)] = append([]byte(nil), r.Value...)
-				}
-				return nil
+				return fn(r)
 			})
 			if err != nil {
-				return nil, fmt.Errorf("read pipeline specs at offset %d: %w", h.BaseOffset, err)
+				return fmt.Errorf("read at offset %d: %w", h.BaseOffset, err)
 			}
 			next = max(next, h.NextOffset())
 			b = b[h.Size():]
@@ -105,7 +118,7 @@ func (s *specStore) load(ctx context.Context) (map[string][]byte, error) {
 		}
 		off = next
 	}
-	return specs, nil
+	return nil
 }
 
 // put stores a spec, or deletes the pipeline when spec is nil. It returns

@@ -25,8 +25,11 @@ import (
 // the state exactly once, and windows that had been emitted are emitted
 // again with the same values, which an upsert on the output key absorbs.
 type windower struct {
-	w     *process.Window
-	op    *window.Operator
+	w  *process.Window
+	op *window.Operator
+	// store keeps the checkpoints of a stream pipeline; a batch run has
+	// none (it is attempted again from its start) and closes its windows
+	// only when its input ends.
 	store *stateStore
 	// changed says the state or the positions moved since the last
 	// checkpoint; lastCheckpoint is when that was.
@@ -112,6 +115,9 @@ func (wd *windower) add(ctx context.Context, chain *process.Chain, rec *connecto
 // emit returns the results due at now: the windows the watermark closed,
 // and on update the windows that changed since the last update.
 func (wd *windower) emit(now time.Time) []window.Result {
+	if wd.store == nil {
+		return nil
+	}
 	out := wd.op.Advance(now)
 	if len(out) > 0 {
 		wd.changed = true
@@ -128,7 +134,7 @@ func (wd *windower) emit(now time.Time) []window.Result {
 // so that the files roll as the sink is configured to.
 func (wd *windower) due(now time.Time, stagingPending bool) bool {
 	switch {
-	case !wd.changed:
+	case !wd.changed || wd.store == nil:
 		return false
 	case wd.force:
 		return true
@@ -175,7 +181,29 @@ func (wd *windower) watermarkSeconds() float64 {
 // emitWindows moves the window's results that are due into b, through
 // the processors after the window.
 func (r *runner) emitWindows(ctx context.Context, b *batch, d *delivery) error {
-	results := d.win.emit(r.env.now())
+	return r.emitResults(ctx, b, d, d.win.emit(r.env.now()))
+}
+
+// newBatchWindower returns the window of a batch run: no checkpoints, no
+// watermark. A run has all of its input, so no event in it is late; its
+// windows close when the input ends (flushWindows). Every partition of
+// the run is known from the start.
+func newBatchWindower(w *process.Window, partitions []int32) *windower {
+	wd := &windower{w: w, op: window.New(w.Config)}
+	for _, p := range partitions {
+		wd.op.AddPartition(p)
+	}
+	return wd
+}
+
+// flushWindows closes every window of a batch run into b.
+func (r *runner) flushWindows(ctx context.Context, b *batch, d *delivery) error {
+	return r.emitResults(ctx, b, d, d.win.op.Flush())
+}
+
+// emitResults turns window results into b's records, through the
+// processors after the window.
+func (r *runner) emitResults(ctx context.Context, b *batch, d *delivery, results []window.Result) error {
 	if len(results) == 0 {
 		return nil
 	}

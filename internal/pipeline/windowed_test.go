@@ -386,3 +386,44 @@ func TestWindowOnUpdate(t *testing.T) {
 		t.Errorf("a window that did not change was emitted again")
 	}
 }
+
+// A batch run's windows count every event of its range, however far out
+// of order, and close when the run has read it.
+func TestBatchWindow(t *testing.T) {
+	l := testLog(t, t.TempDir())
+	createTopic(t, l, "ev", 2)
+	rng := rand.New(rand.NewPCG(5, 5))
+	t0 := int64(1_700_000_000_000)
+	evs := genWindowEvents(rng, 3000, t0)
+	// Far out of order: a stream would find these late.
+	evs = append(evs, windowEvent{Region: "r1", Amount: 0.5, TS: t0 + 10}, windowEvent{Region: "r2", Amount: 1.25, TS: t0 + 20})
+	produce(t, l, "ev", 0, encodeEvents(t, evs[:1500])...)
+	produce(t, l, "ev", 1, encodeEvents(t, evs[1500:])...)
+	sink := &memSink{}
+	e := newTestEnv(t, l, sink)
+	p := windowPipeline("bw", "ev", func(w *process.WindowConfig) {
+		w.AllowedLateness, w.IdleTimeout, w.CheckpointEvery = 0, 0, 0
+	})
+	p.Spec.Mode = resource.ModeBatch
+	p.Spec.Source.StartFrom = ""
+	p.Spec.Batch = resource.Batch{MaxRecords: 100}
+	if err := resource.Validate(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.mgr.Put(testCtx(t), p); err != nil {
+		t.Fatal(err)
+	}
+	run, err := e.mgr.StartRun(testCtx(t), "bw", RunRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, e.mgr, "bw", run.ID, RunSucceeded)
+	want := referenceWindows(evs)
+	compareWindows(t, upserted(t, sink.got()), want)
+	if n := len(sink.got()); n != len(want) {
+		t.Errorf("%d outputs for %d windows", n, len(want))
+	}
+	if _, err := l.DescribeTopic(testCtx(t), StateTopic("bw")); !errors.Is(err, stream.ErrUnknownTopic) {
+		t.Errorf("a batch pipeline has a state topic: %v", err)
+	}
+}

@@ -23,12 +23,15 @@ const (
 )
 
 // WithDefaults returns the spec with every unset setting at its default:
-// start from the earliest record (as Kafka Connect sinks do), at-least-once
-// delivery, batches of 5000 records, 4 MiB or 200 ms, retries from 100 ms
-// to 30 s, 10 attempts. Source.Group stays as it is: its default is the
+// stream mode, start from the earliest record (as Kafka Connect sinks
+// do), at-least-once delivery, batches of 5000 records, 4 MiB or 200 ms,
+// retries from 100 ms to 30 s, 10 attempts. Source.Group stays as it is: its default is the
 // pipeline's name, which the spec does not hold (Pipeline.WithDefaults
 // fills it). Processors and sink are shared with s, not copied.
 func (s PipelineSpec) WithDefaults() PipelineSpec {
+	if s.Mode == "" {
+		s.Mode = ModeStream
+	}
 	if s.Source.StartFrom == "" {
 		s.Source.StartFrom = "earliest"
 	}

@@ -52,6 +52,14 @@ type Pipeline struct {
 
 // PipelineSpec is what a pipeline reads, does and writes.
 type PipelineSpec struct {
+	// Mode is "stream" (the default: the source is read as it grows) or
+	// "batch" (runs read a bounded range of offsets each, on Schedule or
+	// on demand).
+	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
+	// Schedule starts a batch pipeline's runs: a cron line of five fields
+	// or a descriptor such as @hourly or @every 15m (see ParseSchedule).
+	// Without one a batch pipeline runs only when asked.
+	Schedule   string           `json:"schedule,omitempty" yaml:"schedule,omitempty"`
 	Source     Source           `json:"source" yaml:"source"`
 	Processors []process.Config `json:"processors,omitempty" yaml:"processors,omitempty"`
 	Sink       Sink             `json:"sink" yaml:"sink"`
@@ -61,7 +69,8 @@ type PipelineSpec struct {
 	Batch      Batch       `json:"batch,omitzero" yaml:"batch,omitempty"`
 	Retry      Retry       `json:"retry,omitzero" yaml:"retry,omitempty"`
 	DeadLetter *DeadLetter `json:"deadLetter,omitempty" yaml:"deadLetter,omitempty"`
-	// Paused pipelines keep their checkpoints but read nothing.
+	// Paused pipelines keep their checkpoints but read nothing; a paused
+	// batch pipeline starts no run of its own, but runs when asked.
 	Paused bool `json:"paused,omitempty" yaml:"paused,omitempty"`
 }
 
@@ -78,8 +87,22 @@ type Source struct {
 	// "earliest" (the default, as Kafka Connect's sinks do) or "latest".
 	StartFrom string `json:"startFrom,omitempty" yaml:"startFrom,omitempty"`
 	// Group is the consumer group whose offsets are the checkpoints of an
-	// at-least-once pipeline (default: the pipeline's name).
+	// at-least-once pipeline (default: the pipeline's name). A batch
+	// pipeline commits the end of each completed run to it, for lag.
 	Group string `json:"group,omitempty" yaml:"group,omitempty"`
+
+	// From and To bound each run of a batch pipeline, [From, To): From is
+	// "lastRun" (the default: where the last completed run ended, or the
+	// earliest offset for the first run), "earliest" or an RFC 3339 time;
+	// To is "latest" (the default: the end of each partition when the run
+	// starts) or an RFC 3339 time. A time means the first offset whose
+	// record timestamp is at or after it.
+	From string `json:"from,omitempty" yaml:"from,omitempty"`
+	To   string `json:"to,omitempty" yaml:"to,omitempty"`
+	// FromOffsets and ToOffsets give explicit offsets instead, partition
+	// number -> offset; a run then reads only the partitions named.
+	FromOffsets map[string]int64 `json:"fromOffsets,omitempty" yaml:"fromOffsets,omitempty"`
+	ToOffsets   map[string]int64 `json:"toOffsets,omitempty" yaml:"toOffsets,omitempty"`
 }
 
 // Sink is where a pipeline writes. Exactly one field is set.

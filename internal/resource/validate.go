@@ -82,6 +82,7 @@ func (p *fileParser) validatePipeline(pl *Pipeline, body ast.Node) {
 	}
 	p.enum(body, []string{"spec", "source", "startFrom"}, s.Source.StartFrom, "earliest", "latest")
 	p.enum(body, []string{"spec", "delivery"}, s.Delivery, AtLeastOnce, ExactlyOnce)
+	p.validateMode(pl, body)
 
 	// Processors: one kind each, then compiled for CEL and schema errors.
 	kindsOK := true
@@ -315,7 +316,7 @@ func (p *fileParser) validateSink(pl *Pipeline, body ast.Node) {
 			p.add(node, path, line, "")
 		}
 	}
-	if s.Delivery == ExactlyOnce && sk.Postgres == nil {
+	if s.Delivery == ExactlyOnce && sk.Postgres == nil && s.Mode != ModeBatch {
 		p.add(nodeAt(body, "spec", "delivery"), "spec.delivery", "exactly-once needs a sink that stores offsets with the data",
 			"only the postgres sink can; use at-least-once with "+kinds[0])
 	}

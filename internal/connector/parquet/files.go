@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -91,12 +92,27 @@ func fileName(pipeline string, t time.Time, seq int) string {
 	return fmt.Sprintf("%s-%s-%04d.parquet", pipeline, t.UTC().Format("20060102T150405"), seq)
 }
 
+// runName is what Options.Run may be: no dash, so that a run's file
+// names cannot be taken for another pipeline's (see tmpPattern).
+var runName = regexp.MustCompile(`^[a-z0-9]{1,64}$`)
+
+// runFileName is the final name of the seq'th file of a batch run.
+func runFileName(pipeline, run string, seq int) string {
+	return fmt.Sprintf("%s-batch-%s-%04d.parquet", pipeline, run, seq)
+}
+
 func tmpName(name string) string { return "." + name + ".tmp" }
 
 // tmpPattern matches the temporary files of pipeline and no other: the
-// date after the name keeps "orders" from matching "orders-eu"'s files.
+// date or the dash-free run name after the name, then the number, keep
+// "orders" from matching "orders-eu"'s files.
 func tmpPattern(pipeline string) *regexp.Regexp {
-	return regexp.MustCompile(`^\.` + regexp.QuoteMeta(pipeline) + `-\d{8}T\d{6}-\d+\.parquet\.tmp$`)
+	return regexp.MustCompile(`^\.` + regexp.QuoteMeta(pipeline) + `-(\d{8}T\d{6}|batch-[a-z0-9]+)-\d+\.parquet\.tmp$`)
+}
+
+// runPattern matches the complete files of one run of pipeline.
+func runPattern(pipeline, run string) *regexp.Regexp {
+	return regexp.MustCompile(`^` + regexp.QuoteMeta(pipeline) + `-batch-` + regexp.QuoteMeta(run) + `-\d+\.parquet$`)
 }
 
 // create starts a file in dir, named for the time and the sink's next
@@ -110,6 +126,20 @@ func (s *Sink) create(part, dir string, schema *fileSchema) (*stagedFile, error)
 		s.newDirs = true
 	}
 	now := s.opts.Now()
+	if s.opts.Run != "" {
+		// A run's names follow from the order of its files alone; one
+		// left by an earlier attempt is replaced when this one publishes.
+		s.seq++
+		name := runFileName(s.opts.Pipeline, s.opts.Run, s.seq)
+		tmp := filepath.Join(dir, tmpName(name))
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, connector.FileError(err)
+		}
+		w := parquet.NewWriter(f, schema.schema, parquet.Compression(s.codec),
+			parquet.KeyValueMetadata("sluice.pipeline", s.opts.Pipeline))
+		return &stagedFile{part: part, dir: dir, name: name, tmp: tmp, started: now, schema: schema, f: f, w: w}, nil
+	}
 	for range 1000 {
 		s.seq++
 		name := fileName(s.opts.Pipeline, now, s.seq)
@@ -200,6 +230,105 @@ func (sf *stagedFile) publish(pipeline string, seq func() int) error {
 	return fmt.Errorf("no free file name in %s", sf.dir)
 }
 
+// publishRun completes a run's files and renames each into place, then
+// removes the run's files that this sink did not publish, and fsyncs the
+// directories. After an error the files not renamed yet are removed; the
+// run is attempted again, and publishes the same names.
+func (s *Sink) publishRun() error {
+	files := slices.Concat(s.sealed, s.files)
+	s.files, s.sealed = nil, nil
+	clear(s.cur)
+	fail := func(rest []*stagedFile, err error) error {
+		for _, o := range rest {
+			if derr := o.discard(); derr != nil {
+				s.log.Warn("parquet: remove an incomplete file", "file", o.tmp, "err", derr)
+			}
+		}
+		return fmt.Errorf("parquet: publish run %s of %s: %w", s.opts.Run, s.opts.Pipeline, err)
+	}
+	for _, sf := range files {
+		if sf.f != nil {
+			if err := sf.complete(); err != nil {
+				return fail(files, err)
+			}
+		}
+	}
+	dirs := map[string]bool{s.cfg.Path: s.newDirs}
+	for i, sf := range files {
+		final := filepath.Join(sf.dir, sf.name)
+		if err := os.Rename(sf.tmp, final); err != nil {
+			return fail(files[i:], connector.FileError(err))
+		}
+		s.published[final] = true
+		dirs[sf.dir] = true
+	}
+	stale, err := s.staleRunFiles()
+	if err != nil {
+		return fail(nil, connector.FileError(err))
+	}
+	for _, path := range stale {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fail(nil, connector.FileError(err))
+		}
+		s.log.Info("parquet: removed a file of an earlier attempt of the run", "file", path)
+		dirs[filepath.Dir(path)] = true
+	}
+	for dir, changed := range dirs {
+		if !changed {
+			continue
+		}
+		if err := connector.SyncDir(dir); err != nil {
+			return fail(nil, fmt.Errorf("sync directory %s: %w", dir, connector.FileError(err)))
+		}
+	}
+	s.newDirs = false
+	for _, sf := range files {
+		s.log.Debug("parquet: file published", "file", describeFile(sf), "rows", sf.rows)
+	}
+	return nil
+}
+
+// staleRunFiles lists the complete files of the run, in Path and its
+// partition directories, that this sink has not published.
+func (s *Sink) staleRunFiles() ([]string, error) {
+	pattern := runPattern(s.opts.Pipeline, s.opts.Run)
+	var out []string
+	err := s.eachDir(func(dir string) error {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			path := filepath.Join(dir, e.Name())
+			if e.Type().IsRegular() && pattern.MatchString(e.Name()) && !s.published[path] {
+				out = append(out, path)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// eachDir calls fn with Path and each of its partition directories.
+func (s *Sink) eachDir(fn func(dir string) error) error {
+	root := s.cfg.Path
+	if err := fn(root); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() && e.Name()[0] != '.' {
+			if err := fn(filepath.Join(root, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // discard closes and removes the temporary file.
 func (sf *stagedFile) discard() error {
 	if sf.f != nil {
@@ -218,7 +347,7 @@ func (sf *stagedFile) discard() error {
 func (s *Sink) removeTemps() error {
 	pattern := tmpPattern(s.opts.Pipeline)
 	removed := 0
-	clean := func(dir string) error {
+	err := s.eachDir(func(dir string) error {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			return err
@@ -237,21 +366,9 @@ func (s *Sink) removeTemps() error {
 			return connector.SyncDir(dir)
 		}
 		return nil
-	}
-	root := s.cfg.Path
-	if err := clean(root); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(root)
+	})
 	if err != nil {
 		return err
-	}
-	for _, e := range entries {
-		if e.IsDir() && e.Name()[0] != '.' {
-			if err := clean(filepath.Join(root, e.Name())); err != nil {
-				return err
-			}
-		}
 	}
 	if removed > 0 {
 		s.log.Info("parquet sink: removed incomplete files of an earlier run", "files", removed)

@@ -27,6 +27,28 @@
 // buffered, so memory stays near RowGroupBytes per open file however large
 // the file grows.
 //
+// # Batch runs
+//
+// With Options.Run the sink writes the output of one run of a batch
+// pipeline, which must become visible all at once, when the run completes,
+// and be the same files however often the run is attempted:
+//
+//	<Path>/<partition>/clicks-batch-3f2a9c0d11e4b7a2-0001.parquet   <pipeline>-batch-<run>-<seq>
+//
+// seq counts the run's files from 1 in the order they are started, so the
+// names follow from the records written alone, not from the clock: a
+// repeated run over the same records, in the same batches, writes the same
+// names with the same rows. Nothing is published before Flush. A file that
+// reaches RollBytes, or the oldest when more than MaxOpenFiles are open, is
+// completed at once (footer, fsync) but stays hidden; Flush completes the
+// rest and renames each into place, replacing a file of the same name (an
+// earlier attempt's, or the run's own output when a range is run again),
+// and removes any other file of the run, so that the run's visible output
+// is exactly this attempt's. The renames follow one another: a crash among
+// them leaves some of the run's files visible, each complete, until the
+// run is attempted again. RollInterval and FlushDue's times do not apply:
+// the run flushes once, at its end.
+//
 // # Columns
 //
 // Every file has four metadata columns, so that each row can be traced to
@@ -63,6 +85,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -84,6 +107,9 @@ type Options struct {
 	// Schema is the pipeline's JSON Schema; nil (or one without properties)
 	// infers each file's columns from its records.
 	Schema map[string]any
+	// Run, when set, names the output of a batch run (1 to 64 of a-z and
+	// 0-9): see the package documentation.
+	Run string
 	// Now is the clock of file names and rolling by age (default time.Now).
 	Now func() time.Time
 	// Logger defaults to slog.Default().
@@ -102,6 +128,11 @@ type Sink struct {
 	files []*stagedFile          // open files, in the order they were started
 	cur   map[string]*stagedFile // the file taking each partition's records
 	seq   int
+	// sealed are a run's files that are complete but not yet published
+	// (Options.Run), in the order they were started; published the
+	// paths a run has published.
+	sealed    []*stagedFile
+	published map[string]bool
 	// newDirs says a partition directory was created since the last flush,
 	// so Path must be fsynced for its entry to be durable.
 	newDirs bool
@@ -123,13 +154,16 @@ func New(ctx context.Context, opts Options) (*Sink, error) {
 	if err := checkDirName("pipeline name", opts.Pipeline); err != nil {
 		return nil, connector.Permanent(fmt.Errorf("parquet: %w", err))
 	}
+	if opts.Run != "" && !runName.MatchString(opts.Run) {
+		return nil, connector.Permanent(fmt.Errorf("parquet: run %q: want 1 to 64 of a-z and 0-9", opts.Run))
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Sink{opts: opts, cfg: opts.Config.withDefaults(), cur: map[string]*stagedFile{}}
+	s := &Sink{opts: opts, cfg: opts.Config.withDefaults(), cur: map[string]*stagedFile{}, published: map[string]bool{}}
 	s.codec, _ = codec(s.cfg.Compression)
 	s.log = opts.Logger.With("pipeline", opts.Pipeline, "path", s.cfg.Path)
 	if opts.Schema != nil {
@@ -202,6 +236,46 @@ func (s *Sink) Write(ctx context.Context, b *connector.Batch) error {
 				s.log.Warn("parquet: remove incomplete files", "err", derr)
 			}
 			s.lost = err
+			return err
+		}
+	}
+	if s.opts.Run != "" {
+		if err := s.seal(); err != nil {
+			err = fmt.Errorf("parquet: %s: complete a file: %w", s.opts.Pipeline, err)
+			if derr := s.discardAll(); derr != nil {
+				s.log.Warn("parquet: remove incomplete files", "err", derr)
+			}
+			s.lost = err
+			return err
+		}
+	}
+	return nil
+}
+
+// seal completes, without publishing, a run's files that take no more
+// rows (full) and the oldest ones while more than MaxOpenFiles are open,
+// so that a long run holds the memory and descriptors of MaxOpenFiles
+// files at most. Which files it seals follows from the writes alone.
+func (s *Sink) seal() error {
+	var done, open []*stagedFile
+	for _, sf := range s.files {
+		if s.full(sf) {
+			done = append(done, sf)
+		} else {
+			open = append(open, sf)
+		}
+	}
+	if n := len(open) - s.cfg.MaxOpenFiles; n > 0 {
+		done = append(done, open[:n]...)
+		open = open[n:]
+	}
+	s.files = open
+	for _, sf := range done {
+		if s.cur[sf.part] == sf {
+			delete(s.cur, sf.part)
+		}
+		s.sealed = append(s.sealed, sf)
+		if err := sf.complete(); err != nil {
 			return err
 		}
 	}
@@ -317,9 +391,15 @@ func (s *Sink) stage(p plan) error {
 // reached RollBytes, MaxOpenFiles are open or a failed Write lost staged
 // records; else when the oldest turns RollInterval old. It returns false
 // when nothing is staged.
+//
+// With Options.Run it says only whether anything is staged, with the zero
+// time: a run flushes once, when it has written everything.
 func (s *Sink) FlushDue() (time.Time, bool) {
 	if s.lost != nil {
 		return s.opts.Now(), true
+	}
+	if s.opts.Run != "" {
+		return time.Time{}, len(s.files)+len(s.sealed) > 0
 	}
 	if len(s.files) == 0 {
 		return time.Time{}, false
@@ -356,6 +436,9 @@ func (s *Sink) Flush(ctx context.Context) error {
 		err := s.lost
 		s.lost = nil
 		return fmt.Errorf("parquet: flush %s: staged records were discarded after an earlier error: %w", s.opts.Pipeline, err)
+	}
+	if s.opts.Run != "" {
+		return s.publishRun()
 	}
 	files := s.files
 	s.files = nil
@@ -413,15 +496,15 @@ func (s *Sink) where(part string) string {
 	return s.opts.Pipeline + "/" + part
 }
 
-// discardAll removes every open file.
+// discardAll removes every open and sealed file.
 func (s *Sink) discardAll() error {
 	var errs []error
-	for _, sf := range s.files {
+	for _, sf := range slices.Concat(s.sealed, s.files) {
 		if err := sf.discard(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	s.files = nil
+	s.files, s.sealed = nil, nil
 	clear(s.cur)
 	return errors.Join(errs...)
 }
