@@ -155,8 +155,11 @@ func TestWindowCrashLoop(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 	t.Logf("kill schedule seed %d", seed)
+	// At least 5 kills, while the events are produced and then while the
+	// pipeline catches up; at most 12, so that a slow machine (the race
+	// detector, a loaded CI) still lets the producer finish between them.
 	kills := 0
-	for kills < 5 || !isClosed(produced) {
+	for kills < 5 || (!isClosed(produced) && kills < 12) {
 		time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)
 		if err := proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -167,9 +170,6 @@ func TestWindowCrashLoop(t *testing.T) {
 		proc = startSluice(t, bin, args...)
 		proc.waitAddr(t)
 		waitReady(t, base)
-		if kills > 40 {
-			t.Fatal("the producer did not finish after 40 kills")
-		}
 	}
 	<-produced
 	if err, _ := firstErr.Load().(error); err != nil || failed.Load() > 0 {
