@@ -111,6 +111,7 @@ func describedOverrides(t *testing.T, adm *kadm.Client, name string) map[string]
 func TestIncrementalAlterTopicConfigs(t *testing.T) {
 	start := map[string]string{"retention.ms": "3600000"}
 	afterSet := map[string]string{"retention.bytes": "1048576", "segment.ms": "60000"}
+	afterAppend := map[string]string{"retention.bytes": "1048576", "segment.ms": "60000", "cleanup.policy": "delete"}
 	runAlterSteps(t, []alterStep{
 		{name: "validate only", validate: true, ops: []kadm.AlterConfig{set("segment.ms", "60000")}, want: start},
 		{name: "validate only bad value", validate: true, ops: []kadm.AlterConfig{set("max.message.bytes", "1")},
@@ -126,20 +127,25 @@ func TestIncrementalAlterTopicConfigs(t *testing.T) {
 		{name: "delete unknown key", ops: []kadm.AlterConfig{del("nope")},
 			wantErr: kerr.InvalidConfig, wantMsg: `unknown config key "nope"`, want: afterSet},
 		{name: "delete missing override", ops: []kadm.AlterConfig{del("retention.ms")}, want: afterSet},
-		{name: "append to a list", ops: []kadm.AlterConfig{appendOp("cleanup.policy", "delete")}, want: afterSet},
+		// The list stays [delete], now set explicitly, as Kafka keeps it.
+		{name: "append to a list", ops: []kadm.AlterConfig{appendOp("cleanup.policy", "delete")}, want: afterAppend},
 		{name: "append an unsupported value", ops: []kadm.AlterConfig{appendOp("cleanup.policy", "compact")},
-			wantErr: kerr.InvalidConfig, wantMsg: `cleanup.policy="delete,compact"`, want: afterSet},
+			wantErr: kerr.InvalidConfig, wantMsg: `cleanup.policy="delete,compact"`, want: afterAppend},
 		{name: "subtract the last value", ops: []kadm.AlterConfig{subtractOp("cleanup.policy", "delete")},
-			wantErr: kerr.InvalidConfig, wantMsg: `cleanup.policy=""`, want: afterSet},
+			wantErr: kerr.InvalidConfig, wantMsg: `cleanup.policy=""`, want: afterAppend},
 		{name: "append to a non-list", ops: []kadm.AlterConfig{appendOp("retention.ms", "1")},
-			wantErr: kerr.InvalidConfig, wantMsg: `APPEND on config "retention.ms": only list-valued configs (cleanup.policy)`, want: afterSet},
+			wantErr: kerr.InvalidConfig, wantMsg: `APPEND on config "retention.ms": only list-valued configs (cleanup.policy)`, want: afterAppend},
 		{name: "subtract from a non-list", ops: []kadm.AlterConfig{subtractOp("segment.ms", "60000")},
-			wantErr: kerr.InvalidConfig, wantMsg: `SUBTRACT on config "segment.ms"`, want: afterSet},
+			wantErr: kerr.InvalidConfig, wantMsg: `SUBTRACT on config "segment.ms"`, want: afterAppend},
 		{name: "unknown topic", topic: "missing", ops: []kadm.AlterConfig{set("retention.ms", "1")},
-			wantErr: kerr.UnknownTopicOrPartition, want: afterSet},
+			wantErr: kerr.UnknownTopicOrPartition, want: afterAppend},
 		{name: "validate only unknown topic", topic: "missing", validate: true, ops: []kadm.AlterConfig{set("retention.ms", "1")},
-			wantErr: kerr.UnknownTopicOrPartition, want: afterSet},
-		{name: "set back to a default", ops: []kadm.AlterConfig{del("retention.bytes"), set("segment.ms", "604800000")},
+			wantErr: kerr.UnknownTopicOrPartition, want: afterAppend},
+		// A key set to its default value stays set, as in Kafka; deleted,
+		// it is gone.
+		{name: "set to a default", ops: []kadm.AlterConfig{del("retention.bytes"), set("segment.ms", "604800000")},
+			want: map[string]string{"segment.ms": "604800000", "cleanup.policy": "delete"}},
+		{name: "delete back to the defaults", ops: []kadm.AlterConfig{del("segment.ms"), del("cleanup.policy")},
 			want: map[string]string{}},
 	}, func(adm *kadm.Client, s alterStep) (kadm.AlterConfigsResponses, error) {
 		name := s.topic

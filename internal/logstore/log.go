@@ -351,7 +351,7 @@ func (l *Log) CreateTopic(ctx context.Context, name string, partitions int32, co
 		return spec, fmt.Errorf("create topic %q: %w", name, err)
 	}
 	cfg, _ := spec.Resolved()
-	spec.Config = cfg.Overrides()
+	spec.Config = cfg.Explicit(config)
 	if _, err := rand.Read(spec.ID[:]); err != nil {
 		return spec, fmt.Errorf("create topic %q: %w", name, err)
 	}
@@ -454,7 +454,7 @@ func (l *Log) AlterTopicConfig(ctx context.Context, name string, config map[stri
 	if err != nil {
 		return t.spec, fmt.Errorf("alter topic %q: %w", name, err)
 	}
-	spec.Config = cfg.Overrides()
+	spec.Config = cfg.Explicit(config)
 	if err := l.opts.Catalog.PutTopic(spec); err != nil {
 		return t.spec, fmt.Errorf("alter topic %q: %w", name, err)
 	}

@@ -190,14 +190,15 @@ func (c Config) Map() map[string]string {
 	}
 }
 
-// Overrides returns the keys whose values differ from DefaultConfig, which
-// is what the metadata store persists so that later changes of a default
-// reach existing topics.
-func (c Config) Overrides() map[string]string {
-	def := DefaultConfig().Map()
-	out := map[string]string{}
-	for k, v := range c.Map() {
-		if def[k] != v {
+// Explicit returns the canonical values of the keys set in kv, which c
+// was resolved with: a topic's overrides are what was set explicitly, as
+// Kafka's are, even where a value equals the default, so that a client
+// that set it sees it set.
+func (c Config) Explicit(kv map[string]string) map[string]string {
+	all := c.Map()
+	out := make(map[string]string, len(kv))
+	for k := range kv {
+		if v, ok := all[k]; ok {
 			out[k] = v
 		}
 	}

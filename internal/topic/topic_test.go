@@ -207,58 +207,37 @@ func TestKeys(t *testing.T) {
 	}
 }
 
-func TestOverridesMapRoundTrip(t *testing.T) {
+// The overrides kept are the keys set, in canonical form, defaults
+// included: Kafka reports an explicitly set default as set.
+func TestExplicitOverrides(t *testing.T) {
 	tests := []struct {
-		name          string
-		mod           func(*Config)
-		wantOverrides map[string]string
+		name string
+		set  map[string]string
+		want map[string]string
 	}{
-		{name: "defaults", wantOverrides: map[string]string{}},
-		{
-			name:          "one key",
-			mod:           func(c *Config) { c.RetentionMs = 1000 },
-			wantOverrides: map[string]string{KeyRetentionMs: "1000"},
-		},
-		{
-			name:          "unlimited retention",
-			mod:           func(c *Config) { c.RetentionMs, c.RetentionBytes = -1, 1<<30 },
-			wantOverrides: map[string]string{KeyRetentionMs: "-1", KeyRetentionBytes: "1073741824"},
-		},
-		{
-			name: "every key",
-			mod: func(c *Config) {
-				*c = Config{RetentionMs: 1, RetentionBytes: 2, SegmentBytes: 2048, SegmentMs: 3,
-					MaxMessageBytes: 128, IndexIntervalBytes: 0, CleanupPolicy: "delete", TimestampType: LogAppendTime}
-			},
-			wantOverrides: map[string]string{
-				KeyRetentionMs: "1", KeyRetentionBytes: "2", KeySegmentBytes: "2048", KeySegmentMs: "3",
-				KeyMaxMessageBytes: "128", KeyIndexIntervalBytes: "0", KeyTimestampType: "LogAppendTime",
-			},
-		},
+		{name: "none", set: nil, want: map[string]string{}},
+		{name: "one key", set: map[string]string{KeyRetentionMs: "1000"}, want: map[string]string{KeyRetentionMs: "1000"}},
+		{name: "a default, set", set: map[string]string{KeyRetentionBytes: "-1"}, want: map[string]string{KeyRetentionBytes: "-1"}},
+		{name: "canonical", set: map[string]string{KeyRetentionMs: "0100", KeyTimestampType: "LogAppendTime"},
+			want: map[string]string{KeyRetentionMs: "100", KeyTimestampType: "LogAppendTime"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := DefaultConfig()
-			if tt.mod != nil {
-				tt.mod(&c)
+			c, err := DefaultConfig().Apply(tt.set)
+			if err != nil {
+				t.Fatal(err)
 			}
-			ov := c.Overrides()
-			if !reflect.DeepEqual(ov, tt.wantOverrides) {
-				t.Errorf("Overrides() = %v, want %v", ov, tt.wantOverrides)
+			ov := c.Explicit(tt.set)
+			if !reflect.DeepEqual(ov, tt.want) {
+				t.Errorf("Explicit() = %v, want %v", ov, tt.want)
 			}
 			got, err := DefaultConfig().Apply(ov)
-			if err != nil {
-				t.Fatalf("Apply(Overrides()): %v", err)
-			}
-			if got != c {
-				t.Errorf("Apply(Overrides()) = %+v, want %+v", got, c)
+			if err != nil || got != c {
+				t.Errorf("Apply(Explicit()) = %+v, %v; want %+v", got, err, c)
 			}
 			got, err = Config{}.Apply(c.Map())
-			if err != nil {
-				t.Fatalf("Apply(Map()): %v", err)
-			}
-			if got != c {
-				t.Errorf("Config{}.Apply(Map()) = %+v, want %+v", got, c)
+			if err != nil || got != c {
+				t.Errorf("Config{}.Apply(Map()) = %+v, %v; want %+v", got, err, c)
 			}
 		})
 	}

@@ -102,8 +102,13 @@ func testTopicAdmin(t *testing.T, l stream.Log) {
 	if len(ti.Partitions) != 5 || ti.Config["max.message.bytes"] != "2048" || ti.Overrides["retention.ms"] != "" {
 		t.Fatalf("altered topic: got %d partitions, max.message.bytes %q, overrides %v", len(ti.Partitions), ti.Config["max.message.bytes"], ti.Overrides)
 	}
-	if _, err := l.CreateTopic(c, "audit", 1, nil); err != nil {
+	// A key set to its default is set, as Kafka reports it.
+	ti, err = l.CreateTopic(c, "audit", 1, map[string]string{"retention.bytes": "-1"})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if ti.Overrides["retention.bytes"] != "-1" {
+		t.Fatalf("a topic created with retention.bytes=-1, the default: overrides %v, want it among them", ti.Overrides)
 	}
 	ts, err := l.ListTopics(c)
 	if err != nil || len(ts) != 2 || ts[0].Name != "audit" || ts[1].Name != "orders" {
