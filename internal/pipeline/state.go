@@ -44,6 +44,8 @@ const (
 type savedState struct {
 	Positions map[int32]int64
 	Snapshot  []byte
+	// Time is when it was saved (set by load).
+	Time time.Time
 }
 
 // stateCommit is the value of a commit record: it makes the chunks before
@@ -200,7 +202,7 @@ func (c *stateCommit) assemble(chunks func(yield func(int64, []byte) bool)) (*sa
 	if crc32.Checksum(snap, castagnoli) != c.CRC32C {
 		return nil, errors.New("checksum mismatch")
 	}
-	st := &savedState{Positions: make(map[int32]int64, len(c.Positions)), Snapshot: snap}
+	st := &savedState{Positions: make(map[int32]int64, len(c.Positions)), Snapshot: snap, Time: c.Time}
 	for k, v := range c.Positions {
 		p, err := strconv.ParseInt(k, 10, 32)
 		if err != nil || p < 0 || v < 0 {

@@ -35,6 +35,9 @@ type windower struct {
 	// checkpoint; lastCheckpoint is when that was.
 	changed        bool
 	lastCheckpoint time.Time
+	// savedAt is when the checkpoint restored or last saved was taken,
+	// for the status; zero before there is one.
+	savedAt time.Time
 	nextUpdate     time.Time
 	// force makes the next delivery checkpoint: a graceful stop.
 	force bool
@@ -82,6 +85,7 @@ func (wd *windower) restore(ctx context.Context, now time.Time) (map[int32]int64
 	if st == nil {
 		return nil, nil
 	}
+	wd.savedAt = st.Time
 	if err := wd.op.Restore(st.Snapshot); err != nil {
 		if errors.Is(err, window.ErrIncompatible) {
 			return nil, connector.Permanent(errStateIncompatible)
@@ -165,7 +169,7 @@ func (wd *windower) checkpoint(positions map[int32]int64) savedState {
 
 // saved records that a checkpoint taken at now is stored.
 func (wd *windower) saved(now time.Time) {
-	wd.changed, wd.force, wd.lastCheckpoint = false, false, now
+	wd.changed, wd.force, wd.lastCheckpoint, wd.savedAt = false, false, now, now
 }
 
 // watermarkSeconds is the watermark for the metric, NaN before there is
@@ -240,7 +244,7 @@ func (r *runner) emitResults(ctx context.Context, b *batch, d *delivery, results
 
 // showWindow puts the window's figures in the status and metrics.
 func (r *runner) showWindow(wd *windower) {
-	ws := WindowStatus{OpenWindows: wd.op.Windows(), StateBytes: wd.op.Bytes(), LastCheckpoint: wd.lastCheckpoint}
+	ws := WindowStatus{OpenWindows: wd.op.Windows(), StateBytes: wd.op.Bytes(), LastCheckpoint: wd.savedAt}
 	if wm := wd.op.Watermark(); wm != math.MinInt64 {
 		ws.Watermark = time.UnixMilli(wm).UTC()
 	}
