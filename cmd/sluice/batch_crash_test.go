@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,18 +28,11 @@ func TestBatchRunCrash(t *testing.T) {
 	}
 	const total = 250_000
 	bin := buildSluice(t)
-	dir := t.TempDir()
 	lake := filepath.Join(t.TempDir(), "lake")
-	httpAddr, kafkaAddr := freePort(t), freePort(t)
-	args := []string{"serve", "--data-dir", dir, "--http-addr", httpAddr, "--kafka-addr", kafkaAddr, "--log-format", "json"}
-	base := "http://" + httpAddr
-	proc := startSluice(t, bin, args...)
-	proc.waitAddr(t)
-	waitReady(t, base)
-	if code, body := httpPost(t, base+"/v1/topics", `{"name": "clicks", "partitions": 3}`); code != http.StatusCreated {
-		t.Fatalf("create topic: %d %s", code, body)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.DefaultProduceTopic("clicks"), kgo.ProducerLinger(5*time.Millisecond))
+	srv := startCrashServer(t, bin)
+	base := srv.base
+	srv.createTopic("clicks", "3")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.kafkaAddr), kgo.DefaultProduceTopic("clicks"), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,18 +60,7 @@ spec:
   batch: {maxRecords: 200}
   retry: {initialBackoff: 50ms, maxBackoff: 1s, maxAttempts: 100}
 `
-	req, err := http.NewRequest(http.MethodPut, base+"/v1/pipelines/crash", strings.NewReader(spec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("put pipeline: %s", resp.Status)
-	}
+	srv.putPipeline("crash", spec)
 	code, body := httpPost(t, base+"/v1/pipelines/crash/runs", "")
 	if code != http.StatusAccepted {
 		t.Fatalf("start the run: %d %s", code, body)
@@ -118,16 +99,11 @@ spec:
 		if visible, _ := lakeFiles(t, lake); len(visible) > 0 {
 			t.Fatalf("kill %d: files %q visible while the run is in progress", kill, visible)
 		}
-		if err := proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		proc.waitExit(t, 10*time.Second)
+		srv.kill()
 		if visible, temps := lakeFiles(t, lake); len(visible) > 0 {
 			t.Fatalf("kill %d: files %q visible after the kill (and %d temporary)", kill, visible, len(temps))
 		}
-		proc = startSluice(t, bin, args...)
-		proc.waitAddr(t)
-		waitReady(t, base)
+		srv.start()
 	}
 
 	resumed := time.Now()

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,32 +67,13 @@ spec:
 
 func crashLoop(t *testing.T, bin string, pg *pgtest.Server, spec, table string) {
 	const total = 200_000
-	dir := t.TempDir()
-	httpAddr, kafkaAddr := freePort(t), freePort(t)
-	args := []string{"serve", "--data-dir", dir, "--http-addr", httpAddr, "--kafka-addr", kafkaAddr, "--log-format", "json"}
-	base := "http://" + httpAddr
-	proc := startSluice(t, bin, args...)
-	proc.waitAddr(t)
-	waitReady(t, base)
-	if code, body := httpPost(t, base+"/v1/topics", `{"name": "orders", "partitions": 3}`); code != http.StatusCreated {
-		t.Fatalf("create topic: %d %s", code, body)
-	}
-	req, err := http.NewRequest(http.MethodPut, base+"/v1/pipelines/crash", strings.NewReader(spec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("put pipeline: %s", resp.Status)
-	}
+	srv := startCrashServer(t, bin)
+	srv.createTopic("orders", "3")
+	srv.putPipeline("crash", spec)
 
 	// The producer: idempotent (franz-go's default), retrying across the
 	// restarts, so that the log holds every record exactly once.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.DefaultProduceTopic("orders"),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.kafkaAddr), kgo.DefaultProduceTopic("orders"),
 		kgo.RecordRetries(1_000_000), kgo.RetryTimeout(5*time.Minute), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -126,25 +104,9 @@ func crashLoop(t *testing.T, bin string, pg *pgtest.Server, spec, table string) 
 		}
 	}()
 
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, seed>>1))
-	t.Logf("kill schedule seed %d", seed)
-	kills := 0
-	for kills < 5 || !isClosed(produced) {
-		time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
-		if err := proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		proc.waitExit(t, 10*time.Second)
-		kills++
-		t.Logf("kill %d: %d records acknowledged so far, %d rows", kills, acked.Load(), rows(t, pg, table))
-		proc = startSluice(t, bin, args...)
-		proc.waitAddr(t)
-		waitReady(t, base)
-		if kills > 30 {
-			t.Fatal("the producer did not finish after 30 kills")
-		}
-	}
+	kills := srv.killLoop(produced, 200*time.Millisecond, 1300*time.Millisecond, 5, 30, func(kill int) {
+		t.Logf("kill %d: %d records acknowledged so far, %d rows", kill, acked.Load(), rows(t, pg, table))
+	})
 	<-produced
 	if err, _ := firstErr.Load().(error); err != nil || failed.Load() > 0 {
 		t.Fatalf("%d records failed to produce: %v", failed.Load(), err)

@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -97,31 +94,11 @@ func TestWindowCrashLoop(t *testing.T) {
 		c.users[u] = true
 	}
 
-	dir := t.TempDir()
-	httpAddr, kafkaAddr := freePort(t), freePort(t)
-	args := []string{"serve", "--data-dir", dir, "--http-addr", httpAddr, "--kafka-addr", kafkaAddr, "--log-format", "json"}
-	base := "http://" + httpAddr
-	proc := startSluice(t, bin, args...)
-	proc.waitAddr(t)
-	waitReady(t, base)
-	if code, body := httpPost(t, base+"/v1/topics", `{"name": "events", "partitions": 3}`); code != http.StatusCreated {
-		t.Fatalf("create topic: %d %s", code, body)
-	}
-	req, err := http.NewRequest(http.MethodPut, base+"/v1/pipelines/wcrash", strings.NewReader(windowCrashSpec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("put pipeline: %s %s", resp.Status, body)
-	}
+	srv := startCrashServer(t, bin)
+	srv.createTopic("events", "3")
+	srv.putPipeline("wcrash", windowCrashSpec)
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.DefaultProduceTopic("events"),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.kafkaAddr), kgo.DefaultProduceTopic("events"),
 		kgo.RecordRetries(1_000_000), kgo.RetryTimeout(5*time.Minute), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -152,25 +129,12 @@ func TestWindowCrashLoop(t *testing.T) {
 		}
 	}()
 
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, seed>>1))
-	t.Logf("kill schedule seed %d", seed)
 	// At least 5 kills, while the events are produced and then while the
 	// pipeline catches up; at most 12, so that a slow machine (the race
 	// detector, a loaded CI) still lets the producer finish between them.
-	kills := 0
-	for kills < 5 || (!isClosed(produced) && kills < 12) {
-		time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)
-		if err := proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		proc.waitExit(t, 10*time.Second)
-		kills++
-		t.Logf("kill %d: %d events acknowledged so far, %d rows", kills, acked.Load(), rows(t, pg, "wsums"))
-		proc = startSluice(t, bin, args...)
-		proc.waitAddr(t)
-		waitReady(t, base)
-	}
+	kills := srv.killLoop(produced, 300*time.Millisecond, 1500*time.Millisecond, 5, 12, func(kill int) {
+		t.Logf("kill %d: %d events acknowledged so far, %d rows", kill, acked.Load(), rows(t, pg, "wsums"))
+	})
 	<-produced
 	if err, _ := firstErr.Load().(error); err != nil || failed.Load() > 0 {
 		t.Fatalf("%d events failed to produce: %v", failed.Load(), err)
@@ -189,7 +153,7 @@ func TestWindowCrashLoop(t *testing.T) {
 	if len(diffs) > 0 {
 		t.Fatalf("after %d kills, %d differences from the reference, such as:\n%s", kills, len(diffs), strings.Join(diffs[:min(len(diffs), 10)], "\n"))
 	}
-	if n := dlqRecords(t, base, "events.dlq"); n != 0 {
+	if n := dlqRecords(t, srv.base, "events.dlq"); n != 0 {
 		t.Errorf("%d events were dead-lettered: none is late in this stream", n)
 	}
 	t.Logf("%d windows exact after %d kills", len(want), kills)

@@ -37,8 +37,8 @@ type windower struct {
 	lastCheckpoint time.Time
 	// savedAt is when the checkpoint restored or last saved was taken,
 	// for the status; zero before there is one.
-	savedAt time.Time
-	nextUpdate     time.Time
+	savedAt    time.Time
+	nextUpdate time.Time
 	// force makes the next delivery checkpoint: a graceful stop.
 	force bool
 }
