@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/sluice-dev/sluice/internal/process"
 	"github.com/sluice-dev/sluice/internal/record"
 	"github.com/sluice-dev/sluice/internal/resource"
 	"github.com/sluice-dev/sluice/internal/stream"
+	"github.com/sluice-dev/sluice/internal/stream/kafka"
 	"github.com/sluice-dev/sluice/internal/units"
 )
 
@@ -166,7 +169,10 @@ func TestWindowedPipeline(t *testing.T) {
 // A pipeline stopped midway and started again goes on from its window
 // checkpoint: no event is counted twice or lost.
 func TestWindowedRestartExact(t *testing.T) {
-	l := testLog(t, t.TempDir())
+	forEachLog(t, testWindowedRestartExact)
+}
+
+func testWindowedRestartExact(t *testing.T, l stream.Log) {
 	createTopic(t, l, "ev", 1)
 	rng := rand.New(rand.NewPCG(2, 2))
 	t0 := int64(1_700_000_000_000)
@@ -306,7 +312,10 @@ func TestWindowedDeleteDropsState(t *testing.T) {
 // The state store keeps the last committed checkpoint across a save that
 // never wrote its commit record.
 func TestStateStoreTornSave(t *testing.T) {
-	l := testLog(t, t.TempDir())
+	forEachLog(t, testStateStoreTornSave)
+}
+
+func testStateStoreTornSave(t *testing.T, l stream.Log) {
 	ctx := testCtx(t)
 	s := &stateStore{log: l, topic: StateTopic("x"), maxBytes: 64 << 20}
 	if st, err := s.load(ctx); err != nil || st != nil {
@@ -426,4 +435,24 @@ func TestBatchWindow(t *testing.T) {
 	if _, err := l.DescribeTopic(testCtx(t), StateTopic("bw")); !errors.Is(err, stream.ErrUnknownTopic) {
 		t.Errorf("a batch pipeline has a state topic: %v", err)
 	}
+}
+
+// forEachLog runs a test on the embedded log and, through stream/kafka,
+// on a kfake cluster: the window state lives in the log, so it works the
+// same in cluster mode.
+func forEachLog(t *testing.T, test func(t *testing.T, l stream.Log)) {
+	t.Run("embedded", func(t *testing.T) { test(t, testLog(t, t.TempDir())) })
+	t.Run("kafka", func(t *testing.T) {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		l, err := kafka.New(testCtx(t), kafka.Options{Brokers: c.ListenAddrs()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		test(t, l)
+	})
 }
