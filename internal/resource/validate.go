@@ -23,6 +23,9 @@ var (
 
 // Bounds of pipeline settings.
 const (
+	// maxPipelineName leaves room in a topic name (at most 249) for the
+	// prefix of the topics named after a pipeline (its window state's).
+	maxPipelineName = 200
 	maxBatchRecords = 1_000_000
 	minBatchBytes   = 1 << 10
 	maxBatchBytes   = 256 << 20
@@ -46,9 +49,9 @@ func (p *fileParser) header(body ast.Node, apiVersion string, md Metadata, kind 
 	case kind == KindTopic && !ValidTopicName(name):
 		p.add(nodeAt(body, "metadata", "name"), "metadata.name", fmt.Sprintf("%q is not a topic name", name),
 			"1 to 249 of a-z, A-Z, 0-9, '.', '_' and '-'")
-	case kind == KindPipeline && (len(name) > 253 || !pipelineName.MatchString(name)):
+	case kind == KindPipeline && (len(name) > maxPipelineName || !pipelineName.MatchString(name)):
 		p.add(nodeAt(body, "metadata", "name"), "metadata.name", fmt.Sprintf("%q is not a pipeline name", name),
-			"lowercase letters, digits, '-' and '.', starting and ending with a letter or digit")
+			"at most 200 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit")
 	}
 }
 
