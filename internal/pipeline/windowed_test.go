@@ -456,3 +456,40 @@ func forEachLog(t *testing.T, test func(t *testing.T, l stream.Log)) {
 		test(t, l)
 	})
 }
+
+// A spec change that keeps what the state means (the lateness) carries the
+// windows over; one that changes it (the size) fails the pipeline, saying
+// how to start over.
+func TestWindowSpecChange(t *testing.T) {
+	l := testLog(t, t.TempDir())
+	createTopic(t, l, "ev", 1)
+	t0 := int64(1_700_000_000_000)
+	e := newTestEnv(t, l, &memSink{})
+	if _, err := e.mgr.Put(testCtx(t), windowPipeline("w7", "ev", nil)); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, l, "ev", 0, encodeEvents(t, []windowEvent{{Region: "a", Amount: 1, TS: t0}})...)
+	waitFor(t, "a checkpoint", func() bool { return committed(t, l, "w7")[0] == 1 })
+
+	later := windowPipeline("w7", "ev", func(w *process.WindowConfig) { w.AllowedLateness = units.Duration(time.Second) })
+	if _, err := e.mgr.Put(testCtx(t), later); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the window carried over", func() bool {
+		p, _ := e.mgr.Get("w7")
+		return p.Status.State == StateRunning && p.Status.Window != nil && p.Status.Window.OpenWindows == 1
+	})
+
+	resized := windowPipeline("w7", "ev", func(w *process.WindowConfig) { w.Size = units.Duration(time.Minute) })
+	if _, err := e.mgr.Put(testCtx(t), resized); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "failed", func() bool {
+		p, _ := e.mgr.Get("w7")
+		return p.Status.State == StateFailed
+	})
+	p, _ := e.mgr.Get("w7")
+	if !strings.Contains(p.Status.Error, "another window definition") || !strings.Contains(p.Status.Error, "delete the pipeline") {
+		t.Errorf("error %q, want it to say the state is of another definition and what to do", p.Status.Error)
+	}
+}
