@@ -493,3 +493,31 @@ func TestWindowSpecChange(t *testing.T) {
 		t.Errorf("error %q, want it to say the state is of another definition and what to do", p.Status.Error)
 	}
 }
+
+// Session windows through a pipeline: a session runs from its first event
+// to its last plus the gap.
+func TestSessionWindowPipeline(t *testing.T) {
+	l := testLog(t, t.TempDir())
+	createTopic(t, l, "ev", 1)
+	t0 := int64(1_700_000_000_000)
+	produce(t, l, "ev", 0, encodeEvents(t, []windowEvent{
+		{Region: "a", Amount: 1, TS: t0}, {Region: "a", Amount: 2, TS: t0 + 100}, {Region: "b", Amount: 4, TS: t0 + 200},
+		{Region: "a", Amount: 8, TS: t0 + 5000}, {Region: "z", TS: t0 + 60_000},
+	})...)
+	sink := &memSink{}
+	e := newTestEnv(t, l, sink)
+	p := windowPipeline("w8", "ev", func(w *process.WindowConfig) {
+		w.Type, w.Size, w.Gap = "session", 0, units.Duration(time.Second)
+	})
+	if _, err := e.mgr.Put(testCtx(t), p); err != nil {
+		t.Fatal(err)
+	}
+	ts := func(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") }
+	want := map[string]windowResult{
+		"a|" + ts(t0):      {Start: ts(t0), End: ts(t0 + 1100), Key: "a", Orders: 2, Revenue: 3},
+		"b|" + ts(t0+200):  {Start: ts(t0 + 200), End: ts(t0 + 1200), Key: "b", Orders: 1, Revenue: 4},
+		"a|" + ts(t0+5000): {Start: ts(t0 + 5000), End: ts(t0 + 6000), Key: "a", Orders: 1, Revenue: 8},
+	}
+	waitFor(t, "the sessions", func() bool { return len(upserted(t, sink.got())) >= len(want) })
+	compareWindows(t, upserted(t, sink.got()), want)
+}
