@@ -111,7 +111,12 @@ func (o *Operator) restore(b []byte) error {
 		if p < math.MinInt32 || p > math.MaxInt32 {
 			return fmt.Errorf("partition %d out of range", p)
 		}
-		o.parts[int32(p)] = &partition{maxTime: t}
+		if o.parts[int32(p)] != nil {
+			return fmt.Errorf("partition %d appears twice", p)
+		}
+		ps := &partition{maxTime: t}
+		o.parts[int32(p)] = ps
+		o.partList = append(o.partList, ps)
 	}
 	ngroups := r.count(2)
 	for range ngroups {

@@ -146,6 +146,9 @@ type Operator struct {
 	cfg    Config
 	groups map[string]*group
 	parts  map[int32]*partition
+	// partList holds the same partitions, for Advance's loop over them
+	// at every event.
+	partList []*partition
 	// watermark closes windows whose end it has reached; it only grows.
 	watermark int64
 	// closing orders open windows by end, one entry each (plus entries of
@@ -217,7 +220,9 @@ func (o *Operator) Windows() int {
 // Adding one twice keeps what is known of it.
 func (o *Operator) AddPartition(p int32) {
 	if o.parts[p] == nil {
-		o.parts[p] = &partition{maxTime: math.MinInt64}
+		ps := &partition{maxTime: math.MinInt64}
+		o.parts[p] = ps
+		o.partList = append(o.partList, ps)
 	}
 }
 
@@ -324,6 +329,10 @@ func (o *Operator) Add(p int32, key string, t int64, in []Input) error {
 
 // window returns g's window [start, end), creating it.
 func (o *Operator) window(g *group, start, end int64) *win {
+	// Events mostly come in time order: the latest window first.
+	if n := len(g.wins); n > 0 && g.wins[n-1].start == start {
+		return g.wins[n-1]
+	}
 	i, found := slices.BinarySearchFunc(g.wins, start, func(w *win, s int64) int { return cmpInt(w.start, s) })
 	if found {
 		return g.wins[i]
@@ -433,12 +442,12 @@ func (o *Operator) remove(w *win) {
 // greatest, so that a stream that stops still closes what its events
 // have passed.
 func (o *Operator) Advance(now time.Time) []Result {
-	if len(o.parts) == 0 {
+	if len(o.partList) == 0 {
 		return nil
 	}
 	low, high := int64(math.MaxInt64), int64(math.MinInt64)
 	active := false
-	for _, ps := range o.parts {
+	for _, ps := range o.partList {
 		wm := int64(math.MinInt64)
 		if ps.maxTime != math.MinInt64 {
 			wm = ps.maxTime - o.cfg.Lateness
