@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -63,15 +64,8 @@ func newWindower(r *runner) *windower {
 		w:  w,
 		op: window.New(w.Config),
 		store: &stateStore{log: r.env.log, topic: StateTopic(r.name),
-			maxBytes: cmpDefault(w.Config.MaxBytes, window.DefaultMaxBytes)},
+			maxBytes: cmp.Or(w.Config.MaxBytes, window.DefaultMaxBytes)},
 	}
-}
-
-func cmpDefault(v, def int64) int64 {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // restore loads the last checkpoint into the operator and returns its

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -145,11 +146,11 @@ func newWindow(idx int, cfg *WindowConfig, compile compileFunc) (*Window, error)
 			Advance:     cfg.Advance.D().Milliseconds(),
 			Gap:         cfg.Gap.D().Milliseconds(),
 			Lateness:    cfg.AllowedLateness.D().Milliseconds(),
-			IdleTimeout: cmp(cfg.IdleTimeout.D(), DefaultIdleTimeout),
+			IdleTimeout: cmp.Or(cfg.IdleTimeout.D(), DefaultIdleTimeout),
 			MaxBytes:    int64(cfg.MaxStateBytes),
 		},
-		Every:           cmp(cfg.Every.D(), DefaultEmitEvery),
-		CheckpointEvery: cmp(cfg.CheckpointEvery.D(), DefaultCheckpointEvery),
+		Every:           cmp.Or(cfg.Every.D(), DefaultEmitEvery),
+		CheckpointEvery: cmp.Or(cfg.CheckpointEvery.D(), DefaultCheckpointEvery),
 		stage:           fmt.Sprintf("processors[%d].window", idx),
 	}
 	// Fields that do not belong to the type are mistakes, not defaults.
@@ -243,13 +244,6 @@ func newWindow(idx int, cfg *WindowConfig, compile compileFunc) (*Window, error)
 	w.in = make([]window.Input, len(w.args))
 	w.bufs = make([][]byte, len(w.args))
 	return w, nil
-}
-
-func cmp(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }
 
 // parseAggregate reads "sum(record.value.amount)" into its spec and the
