@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // crashServer is a sluice serve on a data directory that a crash test
@@ -95,4 +100,60 @@ func (s *crashServer) killLoop(done chan struct{}, pause, jitter time.Duration, 
 		logf(kills)
 	}
 	return kills
+}
+
+// crashProducer produces to a crashServer with franz-go's idempotent
+// producer, retrying across the restarts, so that the log ends with every
+// record exactly once.
+type crashProducer struct {
+	acked, failed atomic.Int64
+	firstErr      atomic.Value
+	// done is closed once every record is acknowledged or failed.
+	done chan struct{}
+}
+
+// produce sends total records, value(i) keyed by i, to topic, pausing
+// for pause after every pauseEvery records to spread them over the kills.
+func (s *crashServer) produce(topic string, total int, value func(i int) string, pauseEvery int, pause time.Duration) *crashProducer {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafkaAddr), kgo.DefaultProduceTopic(topic),
+		kgo.RecordRetries(1_000_000), kgo.RetryTimeout(5*time.Minute), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(cl.Close)
+	p := &crashProducer{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for i := range total {
+			cl.Produce(context.Background(), &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: []byte(value(i))}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					p.failed.Add(1)
+					p.firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				p.acked.Add(1)
+			})
+			if i%pauseEvery == pauseEvery-1 {
+				time.Sleep(pause)
+			}
+		}
+		if err := cl.Flush(context.Background()); err != nil {
+			p.firstErr.CompareAndSwap(nil, err)
+		}
+	}()
+	return p
+}
+
+// wait waits for the producer and fails the test unless every one of
+// total records was acknowledged.
+func (p *crashProducer) wait(t *testing.T, total int) {
+	t.Helper()
+	<-p.done
+	if err, _ := p.firstErr.Load().(error); err != nil || p.failed.Load() > 0 {
+		t.Fatalf("%d records failed to produce: %v", p.failed.Load(), err)
+	}
+	if got := p.acked.Load(); got != int64(total) {
+		t.Fatalf("got %d records acknowledged, want %d", got, total)
+	}
 }

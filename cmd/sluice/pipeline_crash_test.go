@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/internal/pgtest"
 )
@@ -71,49 +67,14 @@ func crashLoop(t *testing.T, bin string, pg *pgtest.Server, spec, table string) 
 	srv.createTopic("orders", "3")
 	srv.putPipeline("crash", spec)
 
-	// The producer: idempotent (franz-go's default), retrying across the
-	// restarts, so that the log holds every record exactly once.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.kafkaAddr), kgo.DefaultProduceTopic("orders"),
-		kgo.RecordRetries(1_000_000), kgo.RetryTimeout(5*time.Minute), kgo.ProducerLinger(5*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var acked, failed atomic.Int64
-	var firstErr atomic.Value
-	produced := make(chan struct{})
-	go func() {
-		defer close(produced)
-		payload := strings.Repeat("x", 150)
-		for i := 0; i < total; i++ {
-			v := `{"id":` + strconv.Itoa(i) + `,"payload":"` + payload + `"}`
-			cl.Produce(context.Background(), &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: []byte(v)}, func(_ *kgo.Record, err error) {
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				acked.Add(1)
-			})
-			if i%2000 == 1999 {
-				time.Sleep(40 * time.Millisecond) // spread the load over the kills
-			}
-		}
-		if err := cl.Flush(context.Background()); err != nil {
-			firstErr.CompareAndSwap(nil, err)
-		}
-	}()
-
-	kills := srv.killLoop(produced, 200*time.Millisecond, 1300*time.Millisecond, 5, 30, func(kill int) {
-		t.Logf("kill %d: %d records acknowledged so far, %d rows", kill, acked.Load(), rows(t, pg, table))
+	payload := strings.Repeat("x", 150)
+	prod := srv.produce("orders", total, func(i int) string {
+		return `{"id":` + strconv.Itoa(i) + `,"payload":"` + payload + `"}`
+	}, 2000, 40*time.Millisecond)
+	kills := srv.killLoop(prod.done, 200*time.Millisecond, 1300*time.Millisecond, 5, 30, func(kill int) {
+		t.Logf("kill %d: %d records acknowledged so far, %d rows", kill, prod.acked.Load(), rows(t, pg, table))
 	})
-	<-produced
-	if err, _ := firstErr.Load().(error); err != nil || failed.Load() > 0 {
-		t.Fatalf("%d records failed to produce: %v", failed.Load(), err)
-	}
-	if got := acked.Load(); got != total {
-		t.Fatalf("got %d records acknowledged, want %d", got, total)
-	}
+	prod.wait(t, total)
 
 	deadline := time.Now().Add(2 * time.Minute)
 	for rows(t, pg, table) < total && time.Now().Before(deadline) {

@@ -8,12 +8,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/internal/pgtest"
 )
@@ -105,47 +103,17 @@ func TestWindowCrashLoop(t *testing.T) {
 	srv.createTopic("events", "3")
 	srv.putPipeline("wcrash", windowCrashSpec)
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.kafkaAddr), kgo.DefaultProduceTopic("events"),
-		kgo.RecordRetries(1_000_000), kgo.RetryTimeout(5*time.Minute), kgo.ProducerLinger(5*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var acked, failed atomic.Int64
-	var firstErr atomic.Value
-	produced := make(chan struct{})
-	go func() {
-		defer close(produced)
-		for i := range total {
-			r, ts, cents, u := event(i)
-			v := fmt.Sprintf(`{"r":%q,"ts":%d,"a":%s,"u":%d}`, r, ts, strconv.FormatFloat(float64(cents)/100, 'f', -1, 64), u)
-			cl.Produce(context.Background(), &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: []byte(v)}, func(_ *kgo.Record, err error) {
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				acked.Add(1)
-			})
-			if i%10_000 == 9_999 {
-				time.Sleep(30 * time.Millisecond) // spread the load over the kills
-			}
-		}
-		if err := cl.Flush(context.Background()); err != nil {
-			firstErr.CompareAndSwap(nil, err)
-		}
-	}()
-
+	prod := srv.produce("events", total, func(i int) string {
+		r, ts, cents, u := event(i)
+		return fmt.Sprintf(`{"r":%q,"ts":%d,"a":%s,"u":%d}`, r, ts, strconv.FormatFloat(float64(cents)/100, 'f', -1, 64), u)
+	}, 10_000, 30*time.Millisecond)
 	// At least 5 kills, while the events are produced and then while the
 	// pipeline catches up; at most 12, so that a slow machine (the race
 	// detector, a loaded CI) still lets the producer finish between them.
-	kills := srv.killLoop(produced, 300*time.Millisecond, 1500*time.Millisecond, 5, 12, func(kill int) {
-		t.Logf("kill %d: %d events acknowledged so far, %d rows", kill, acked.Load(), rows(t, pg, "wsums"))
+	kills := srv.killLoop(prod.done, 300*time.Millisecond, 1500*time.Millisecond, 5, 12, func(kill int) {
+		t.Logf("kill %d: %d events acknowledged so far, %d rows", kill, prod.acked.Load(), rows(t, pg, "wsums"))
 	})
-	<-produced
-	if err, _ := firstErr.Load().(error); err != nil || failed.Load() > 0 {
-		t.Fatalf("%d events failed to produce: %v", failed.Load(), err)
-	}
+	prod.wait(t, total)
 
 	// Wait for the table to converge, then compare it whole.
 	var diffs []string
