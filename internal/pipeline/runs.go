@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -194,16 +193,8 @@ func (s *runStore) applyLocked(run Run) {
 // ensure creates the topic when it does not exist, asking to keep its
 // records for ever.
 func (s *runStore) ensure(ctx context.Context) error {
-	_, err := s.log.DescribeTopic(ctx, RunsTopic)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, stream.ErrUnknownTopic) {
+	if err := ensureTopic(ctx, s.log, RunsTopic, map[string]string{"retention.ms": "-1"}); err != nil {
 		return fmt.Errorf("batch runs: %w", err)
-	}
-	_, err = s.log.CreateTopic(ctx, RunsTopic, 1, map[string]string{"retention.ms": "-1"})
-	if err != nil && !errors.Is(err, stream.ErrTopicExists) {
-		return fmt.Errorf("create the batch runs topic: %w", err)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"maps"
 	"strconv"
 	"time"
 
@@ -80,107 +79,56 @@ type stateStore struct {
 // pipeline's only checkpoint after a quiet week, so it has none: the
 // store deletes what it no longer needs itself.
 func (s *stateStore) ensure(ctx context.Context) error {
-	_, err := s.log.DescribeTopic(ctx, s.topic)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, stream.ErrUnknownTopic) {
+	if err := ensureTopic(ctx, s.log, s.topic, map[string]string{"retention.ms": "-1"}); err != nil {
 		return fmt.Errorf("window state: %w", err)
-	}
-	_, err = s.log.CreateTopic(ctx, s.topic, 1, map[string]string{"retention.ms": "-1", "retention.bytes": "-1"})
-	if err != nil && !errors.Is(err, stream.ErrTopicExists) {
-		return fmt.Errorf("create the window state topic %s: %w", s.topic, err)
 	}
 	return nil
 }
 
 // load returns the last committed checkpoint, or nil when there is none.
 func (s *stateStore) load(ctx context.Context) (*savedState, error) {
-	end, err := s.log.ListOffset(ctx, s.topic, 0, stream.Latest)
-	if errors.Is(err, stream.ErrUnknownTopic) || errors.Is(err, stream.ErrUnknownPartition) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("window state: %w", err)
-	}
-	off, err := s.log.ListOffset(ctx, s.topic, 0, stream.Earliest)
-	if err != nil {
-		return nil, fmt.Errorf("window state: %w", err)
-	}
-	type chunk struct {
-		offset int64
-		data   []byte
-	}
 	var (
-		chunks  []chunk // since the last commit read
+		chunks  []stateChunk // since the last commit read
 		last    *savedState
 		pending int64 // bytes in chunks
 	)
 	limit := s.maxBytes + maxStateSlack
-	for off < end {
-		fr, err := s.log.Fetch(ctx, stream.FetchRequest{Topic: s.topic, Offset: off, MaxBytes: 4 << 20, MaxWait: time.Second})
-		if err != nil {
-			return nil, fmt.Errorf("read window state at offset %d: %w", off, err)
-		}
-		if len(fr.Batches) == 0 {
-			break
-		}
-		next := off
-		for b := fr.Batches; len(b) > 0; {
-			h, err := record.ParseHeader(b)
-			if err == nil && h.Size() > len(b) {
-				err = record.ErrMalformed
+	err := scanTopic(ctx, s.log, &s.codecs, s.topic, func(r record.Record) error {
+		switch string(r.Key) {
+		case stateChunkKey:
+			pending += int64(len(r.Value))
+			if pending > limit {
+				return fmt.Errorf("the checkpoint at offset %d is over %d bytes", r.Offset, limit)
 			}
+			chunks = append(chunks, stateChunk{r.Offset, append([]byte(nil), r.Value...)})
+		case stateCommitKey:
+			var c stateCommit
+			if err := json.Unmarshal(r.Value, &c); err != nil {
+				return fmt.Errorf("commit record at offset %d: %w", r.Offset, err)
+			}
+			st, err := c.assemble(chunks)
 			if err != nil {
-				return nil, fmt.Errorf("read window state at offset %d: %w", off, err)
+				return fmt.Errorf("checkpoint committed at offset %d: %w", r.Offset, err)
 			}
-			_, err = s.codecs.DecodeBatch(b[:h.Size()], record.DecodeLimits{}, func(r record.Record) error {
-				if r.Control || r.Offset < off {
-					return nil
-				}
-				switch string(r.Key) {
-				case stateChunkKey:
-					pending += int64(len(r.Value))
-					if pending > limit {
-						return fmt.Errorf("the checkpoint at offset %d is over %d bytes", r.Offset, limit)
-					}
-					chunks = append(chunks, chunk{r.Offset, append([]byte(nil), r.Value...)})
-				case stateCommitKey:
-					var c stateCommit
-					if err := json.Unmarshal(r.Value, &c); err != nil {
-						return fmt.Errorf("commit record at offset %d: %w", r.Offset, err)
-					}
-					st, err := c.assemble(func(yield func(int64, []byte) bool) {
-						for _, ch := range chunks {
-							if !yield(ch.offset, ch.data) {
-								return
-							}
-						}
-					})
-					if err != nil {
-						return fmt.Errorf("checkpoint committed at offset %d: %w", r.Offset, err)
-					}
-					last, chunks, pending = st, nil, 0
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("read window state: %w", err)
-			}
-			next = max(next, h.NextOffset())
-			b = b[h.Size():]
+			last, chunks, pending = st, nil, 0
 		}
-		if next <= off {
-			break
-		}
-		off = next
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read window state: %w", err)
 	}
 	return last, nil
 }
 
+// stateChunk is a chunk record read back: its offset and its bytes.
+type stateChunk struct {
+	offset int64
+	data   []byte
+}
+
 // assemble joins the commit's chunks, found among those given, and checks
 // them.
-func (c *stateCommit) assemble(chunks func(yield func(int64, []byte) bool)) (*savedState, error) {
+func (c *stateCommit) assemble(chunks []stateChunk) (*savedState, error) {
 	if c.Version != 1 {
 		return nil, fmt.Errorf("version %d: this Sluice reads version 1", c.Version)
 	}
@@ -189,11 +137,11 @@ func (c *stateCommit) assemble(chunks func(yield func(int64, []byte) bool)) (*sa
 	}
 	snap := make([]byte, 0, min(c.Size, 64<<20))
 	n := 0
-	for off, data := range chunks {
-		if off < c.First || off >= c.First+int64(c.Chunks) {
+	for _, ch := range chunks {
+		if ch.offset < c.First || ch.offset >= c.First+int64(c.Chunks) {
 			continue
 		}
-		snap = append(snap, data...)
+		snap = append(snap, ch.data...)
 		n++
 	}
 	if n != c.Chunks || len(snap) != c.Size {
@@ -221,7 +169,7 @@ func (s *stateStore) save(ctx context.Context, st savedState, now time.Time) err
 	}
 	c := stateCommit{Version: 1, First: -1, Size: len(st.Snapshot), CRC32C: crc32.Checksum(st.Snapshot, castagnoli),
 		Positions: make(map[string]int64, len(st.Positions)), Time: now.UTC()}
-	for p, off := range maps.All(st.Positions) {
+	for p, off := range st.Positions {
 		c.Positions[strconv.Itoa(int(p))] = off
 	}
 	ts := now.UnixMilli()
@@ -238,7 +186,8 @@ func (s *stateStore) save(ctx context.Context, st savedState, now time.Time) err
 		}
 		return res.BaseOffset, nil
 	}
-	for rest := st.Snapshot; len(rest) > 0 || c.Chunks == 0; {
+	// At least one chunk, so that First names where the checkpoint starts.
+	for rest := st.Snapshot; c.Chunks == 0 || len(rest) > 0; {
 		n := min(len(rest), stateChunkBytes)
 		off, err := produce(stateChunkKey, rest[:n])
 		if err != nil {
@@ -249,9 +198,6 @@ func (s *stateStore) save(ctx context.Context, st savedState, now time.Time) err
 		}
 		c.Chunks++
 		rest = rest[n:]
-		if len(rest) == 0 {
-			break
-		}
 	}
 	value, err := json.Marshal(&c)
 	if err != nil {

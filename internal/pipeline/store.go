@@ -32,19 +32,32 @@ type specStore struct {
 // ensure creates the topic when it does not exist. It asks for
 // compaction, which keeps the topic small on Kafka.
 func (s *specStore) ensure(ctx context.Context) error {
-	_, err := s.log.DescribeTopic(ctx, SpecTopic)
+	// A log that refuses compaction keeps the records all the same.
+	if err := ensureTopic(ctx, s.log, SpecTopic, map[string]string{"cleanup.policy": "compact"}, nil); err != nil {
+		return fmt.Errorf("pipeline specs: %w", err)
+	}
+	return nil
+}
+
+// ensureTopic creates a one-partition topic of Sluice's own when it does
+// not exist, with the first of configs the log accepts (a later one is
+// tried when an earlier is refused as invalid).
+func ensureTopic(ctx context.Context, log stream.Log, topic string, configs ...map[string]string) error {
+	_, err := log.DescribeTopic(ctx, topic)
 	if err == nil {
 		return nil
 	}
 	if !errors.Is(err, stream.ErrUnknownTopic) {
-		return fmt.Errorf("pipeline specs: %w", err)
+		return err
 	}
-	_, err = s.log.CreateTopic(ctx, SpecTopic, 1, map[string]string{"cleanup.policy": "compact"})
-	if errors.Is(err, stream.ErrInvalid) {
-		_, err = s.log.CreateTopic(ctx, SpecTopic, 1, nil)
+	for i, cfg := range configs {
+		_, err = log.CreateTopic(ctx, topic, 1, cfg)
+		if !errors.Is(err, stream.ErrInvalid) || i == len(configs)-1 {
+			break
+		}
 	}
 	if err != nil && !errors.Is(err, stream.ErrTopicExists) {
-		return fmt.Errorf("create the pipeline spec topic: %w", err)
+		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	return nil
 }

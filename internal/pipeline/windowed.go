@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"time"
 
@@ -154,11 +155,7 @@ func (wd *windower) tickEvery() time.Duration {
 
 // checkpoint returns the checkpoint of the state at positions.
 func (wd *windower) checkpoint(positions map[int32]int64) savedState {
-	pos := make(map[int32]int64, len(positions))
-	for p, off := range positions {
-		pos[p] = off
-	}
-	return savedState{Positions: pos, Snapshot: wd.op.AppendSnapshot(nil)}
+	return savedState{Positions: maps.Clone(positions), Snapshot: wd.op.AppendSnapshot(nil)}
 }
 
 // saved records that a checkpoint taken at now is stored.
