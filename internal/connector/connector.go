@@ -186,6 +186,10 @@ func (r *Record) Doc() (any, error) {
 	return r.doc, nil
 }
 
+// Parsed reports whether the value has been parsed, so that Doc costs
+// nothing; when it has not, Value returns the stored bytes as they are.
+func (r *Record) Parsed() bool { return r.state != valueBytes }
+
 // ParseDoc parses the value with d, so that a later Doc returns the
 // document at once; the error is Doc's. Fetchers call it ahead of the
 // processors, each with its own decoder.

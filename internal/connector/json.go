@@ -2,9 +2,11 @@ package connector
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -43,6 +45,12 @@ type JSONDecoder struct {
 	names map[string]string
 	used  bool
 	buf   []byte // unescaped strings
+	// share makes strings without escapes views of b (DecodeFields).
+	share bool
+	// others (or otherSet, when there are many) are the names of the
+	// members DecodeFields drops.
+	others   []string
+	otherSet map[string]struct{}
 }
 
 // maxInternedNames bounds the names a JSONDecoder keeps: documents with
@@ -140,50 +148,65 @@ func (jd *JSONDecoder) nest() error {
 }
 
 func (jd *JSONDecoder) object() (any, error) {
-	if err := jd.nest(); err != nil {
-		return nil, err
-	}
-	jd.i++ // {
 	// Room for 8 members in the map's first group: most records' objects
 	// are that small, and growing from nothing costs an allocation more.
 	m := make(map[string]any, 8)
+	err := jd.members(func(name string, v any) error {
+		if _, dup := m[name]; dup {
+			return fmt.Errorf("invalid JSON: duplicate object name %q", name)
+		}
+		m[name] = v
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// members reads the object at jd.i, handing each member to put once its
+// value is read.
+func (jd *JSONDecoder) members(put func(name string, v any) error) error {
+	if err := jd.nest(); err != nil {
+		return err
+	}
+	jd.i++ // {
 	jd.space()
 	if jd.i < len(jd.b) && jd.b[jd.i] == '}' {
 		jd.i++
 		jd.depth--
-		return m, nil
+		return nil
 	}
 	for {
 		if jd.i >= len(jd.b) {
-			return nil, jd.eof()
+			return jd.eof()
 		}
 		if jd.b[jd.i] != '"' {
-			return nil, jd.errorf("invalid JSON: invalid character %q, want an object name", jd.b[jd.i])
+			return jd.errorf("invalid JSON: invalid character %q, want an object name", jd.b[jd.i])
 		}
 		name, err := jd.str(true)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		jd.space()
 		if jd.i >= len(jd.b) {
-			return nil, jd.eof()
+			return jd.eof()
 		}
 		if jd.b[jd.i] != ':' {
-			return nil, jd.errorf("invalid JSON: invalid character %q after an object name, want ':'", jd.b[jd.i])
+			return jd.errorf("invalid JSON: invalid character %q after an object name, want ':'", jd.b[jd.i])
 		}
 		jd.i++
 		jd.space()
 		v, err := jd.value()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if _, dup := m[name]; dup {
-			return nil, fmt.Errorf("invalid JSON: duplicate object name %q", name)
+		if err := put(name, v); err != nil {
+			return err
 		}
-		m[name] = v
 		jd.space()
 		if jd.i >= len(jd.b) {
-			return nil, jd.eof()
+			return jd.eof()
 		}
 		switch jd.b[jd.i] {
 		case ',':
@@ -192,11 +215,71 @@ func (jd *JSONDecoder) object() (any, error) {
 		case '}':
 			jd.i++
 			jd.depth--
-			return m, nil
+			return nil
 		default:
-			return nil, jd.errorf("invalid JSON: invalid character %q after an object member, want ',' or '}'", jd.b[jd.i])
+			return jd.errorf("invalid JSON: invalid character %q after an object member, want ',' or '}'", jd.b[jd.i])
 		}
 	}
+}
+
+// DecodeFields decodes a document that is a JSON object as Decode does,
+// with the same verdict on every input, but keeps only some of its
+// members: fields maps a member's name to its index in vals and found,
+// which receive its value and true; the other members are read and
+// dropped. This is the cheap way to read a record for a sink that writes
+// named fields: no map is built, and the strings kept share b's bytes
+// when they hold no escape, so b must not change while they are in use.
+// ok is false, with nothing read, when the document is not an object
+// (Decode tells what it is). vals and found must be as long as the
+// largest index in fields; they are not cleared first.
+func (jd *JSONDecoder) DecodeFields(b []byte, fields map[string]int, vals []any, found []bool) (ok bool, err error) {
+	jd.b, jd.i, jd.depth = b, 0, 0
+	if jd.used && jd.names == nil {
+		jd.names = make(map[string]string)
+	}
+	jd.used = true
+	jd.share = true
+	defer func() { jd.b, jd.share, jd.others, jd.otherSet = nil, false, jd.others[:0], nil }()
+	jd.space()
+	if jd.i >= len(jd.b) || jd.b[jd.i] != '{' {
+		return false, nil
+	}
+	err = jd.members(func(name string, v any) error {
+		if i, ok := fields[name]; ok {
+			if found[i] {
+				return fmt.Errorf("invalid JSON: duplicate object name %q", name)
+			}
+			vals[i], found[i] = v, true
+			return nil
+		}
+		// Names not kept are remembered only to refuse duplicates, as
+		// Decode does: in a list while there are few, as in most records.
+		dup := false
+		if jd.otherSet != nil {
+			_, dup = jd.otherSet[name]
+			jd.otherSet[name] = struct{}{}
+		} else {
+			dup = slices.Contains(jd.others, name)
+			if jd.others = append(jd.others, name); len(jd.others) > 16 {
+				jd.otherSet = make(map[string]struct{}, 2*len(jd.others))
+				for _, n := range jd.others {
+					jd.otherSet[n] = struct{}{}
+				}
+			}
+		}
+		if dup {
+			return fmt.Errorf("invalid JSON: duplicate object name %q", name)
+		}
+		return nil
+	})
+	if err != nil {
+		return true, err
+	}
+	jd.space()
+	if jd.i < len(jd.b) {
+		return true, jd.errorf("invalid JSON: data after the top-level value")
+	}
+	return true, nil
 }
 
 func (jd *JSONDecoder) array() (any, error) {
@@ -239,15 +322,15 @@ func (jd *JSONDecoder) array() (any, error) {
 // earlier documents' when they repeat.
 func (jd *JSONDecoder) str(name bool) (string, error) {
 	start := jd.i + 1
-	i := start
 	// The common case: no escape, all ASCII.
-	for i < len(jd.b) && plainASCII[jd.b[i]] {
-		i++
-	}
+	i := plainRun(jd.b, start)
 	if i < len(jd.b) && jd.b[i] == '"' {
 		raw := jd.b[start:i]
 		jd.i = i + 1
-		if name {
+		switch {
+		case jd.share:
+			return unsafeString(raw), nil
+		case name:
 			return jd.intern(raw), nil
 		}
 		return string(raw), nil
@@ -266,7 +349,7 @@ func (jd *JSONDecoder) str(name bool) (string, error) {
 		case c == '"':
 			jd.i = i + 1
 			jd.buf = buf
-			if name {
+			if name && !jd.share {
 				return jd.intern(buf), nil
 			}
 			return string(buf), nil
@@ -363,6 +446,27 @@ func (jd *JSONDecoder) hex4(i int) (rune, error) {
 		}
 	}
 	return r, nil
+}
+
+// plainRun returns the index of the first byte from i on that is not
+// plainASCII (or len(b)), eight bytes at a time while it can.
+func plainRun(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		// (x - ones) &^ x has a byte's high bit set when some byte of x is
+		// zero, and (x - n*ones) &^ x when some byte is below n (exact
+		// while no byte has its high bit set, which w&highs catches).
+		q, bs := w^(ones*'"'), w^(ones*'\\')
+		special := (q-ones)&^q | (bs-ones)&^bs | (w-ones*0x20)&^w | w
+		if special&highs != 0 {
+			break
+		}
+	}
+	for i < len(b) && plainASCII[b[i]] {
+		i++
+	}
+	return i
 }
 
 // plainASCII marks the bytes a string holds as they are: not the quote,

@@ -140,3 +140,117 @@ func BenchmarkJSONDecoderReference(b *testing.B) {
 		}
 	}
 }
+
+// checkFields holds DecodeFields to Decode's verdict on b: the same error
+// (or none), and, for an object, exactly its members named in fields.
+func checkFields(t *testing.T, jd *JSONDecoder, b []byte, names []string) {
+	t.Helper()
+	want, werr := DecodeJSON(b)
+	fields := make(map[string]int, len(names))
+	for i, n := range names {
+		fields[n] = i
+	}
+	vals, found := make([]any, len(names)), make([]bool, len(names))
+	// The input is copied so that a view of it that outlives the call
+	// shows up as a changed value below.
+	in := append([]byte(nil), b...)
+	ok, err := jd.DecodeFields(in, fields, vals, found)
+	obj, isObj := want.(map[string]any)
+	if !ok {
+		if err != nil || (werr == nil && isObj) {
+			t.Fatalf("%q: DecodeFields says not an object (%v); Decode gives %#v, %v", b, err, want, werr)
+		}
+		return
+	}
+	if (err == nil) != (werr == nil) || (err != nil && err.Error() != werr.Error()) {
+		t.Fatalf("%q: DecodeFields %v; Decode %v", b, err, werr)
+	}
+	if err != nil {
+		return
+	}
+	if !isObj {
+		t.Fatalf("%q: DecodeFields read an object; Decode gives %#v", b, want)
+	}
+	for i, n := range names {
+		w, present := obj[n]
+		if found[i] != present || !reflect.DeepEqual(vals[i], w) {
+			t.Fatalf("%q: member %q: DecodeFields %#v (found %v); Decode %#v (found %v)", b, n, vals[i], found[i], w, present)
+		}
+	}
+}
+
+func TestDecodeFields(t *testing.T) {
+	var jd JSONDecoder
+	many := `{`
+	for i := range 40 {
+		many += `"m` + strings.Repeat("i", i) + `":1,`
+	}
+	for _, in := range []string{
+		`{"id":1,"name":"a","amount":2.5,"note":"n"}`,
+		`{"id":1,"other":{"a":[1,"x"]},"name":"a\u00e9"}`,
+		` { } `,
+		`{"id":1,"id":2}`,
+		`{"other":1,"other":2}`,
+		many + `"mii":2}`,
+		many + `"last":2}`,
+		`{"id":1} x`,
+		`{"id":`,
+		`{"id":1e400}`,
+		`[1,2]`,
+		`"str"`,
+		`null`,
+		``,
+		"{\"name\":\"\xff\"}",
+	} {
+		checkFields(t, &jd, []byte(in), []string{"id", "name", "amount", "note"})
+	}
+}
+
+// FuzzDecodeFields: DecodeFields agrees with Decode on any bytes.
+func FuzzDecodeFields(f *testing.F) {
+	for _, s := range []string{`{"id":1,"a":[1,2.5,"x",null,true]}`, `{"b":"x","b":1}`, `{"a":{"a":1}}`, `[{"a":1}]`, `{"a":"\u00e9"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var jd JSONDecoder
+		checkFields(t, &jd, b, []string{"a", "b", "id"})
+		// Reused, with names interned, it must agree as well.
+		checkFields(t, &jd, b, []string{"a"})
+	})
+}
+
+func BenchmarkDecodeFields(b *testing.B) {
+	doc := []byte(`{"id":123456,"name":"customer-4711","amount":1234.56,"note":"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"}`)
+	b.SetBytes(int64(len(doc)))
+	fields := map[string]int{"id": 0, "name": 1, "amount": 2, "note": 3}
+	vals, found := make([]any, 4), make([]bool, 4)
+	var jd JSONDecoder
+	for b.Loop() {
+		clear(found)
+		if _, err := jd.DecodeFields(doc, fields, vals, found); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestPlainRun checks the eight-bytes-at-a-time scan against the table,
+// for every byte at every position of a word and across words.
+func TestPlainRun(t *testing.T) {
+	ref := func(b []byte, i int) int {
+		for i < len(b) && plainASCII[b[i]] {
+			i++
+		}
+		return i
+	}
+	for c := range 256 {
+		for pos := range 20 {
+			b := []byte(strings.Repeat("a", 20))
+			b[pos] = byte(c)
+			for start := range 3 {
+				if got, want := plainRun(b, start), ref(b, start); got != want {
+					t.Fatalf("byte %#x at %d, from %d: plainRun %d, want %d", c, pos, start, got, want)
+				}
+			}
+		}
+	}
+}

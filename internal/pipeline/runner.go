@@ -281,7 +281,7 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 	inFlight := max(int64(spec.Batch.MaxBytes)*4, minInFlight)
 	bud := newBudget(inFlight)
 	src := newSource(r.env.log, topic, bud, fetchBytes, r.log)
-	src.predecode = len(spec.Processors) > 0 || spec.Sink.Postgres != nil || spec.Sink.Parquet != nil
+	src.predecode = parsesValues(spec)
 	for p, off := range positions {
 		if wd != nil {
 			wd.op.AddPartition(p)

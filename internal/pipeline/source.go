@@ -339,8 +339,10 @@ func (s *source) drain() {
 	}
 }
 
-// parsesValues says whether a pipeline looks into its records' values, so
-// that its fetchers should parse them (see source.predecode).
+// parsesValues says whether a pipeline needs its records' values as
+// documents, so that its fetchers should parse them (see
+// source.predecode). The PostgreSQL sink reads the members it writes
+// straight from the bytes, which costs less than a document.
 func parsesValues(spec *resource.PipelineSpec) bool {
-	return len(spec.Processors) > 0 || spec.Sink.Postgres != nil || spec.Sink.Parquet != nil
+	return len(spec.Processors) > 0 || spec.Sink.Parquet != nil
 }

@@ -221,12 +221,6 @@ func (s *Sink) write(ctx context.Context, b *connector.Batch) error {
 	if err != nil {
 		return err
 	}
-	var rejected []connector.Rejection
-	var groups []*group
-	if tbl != nil {
-		groups, rejected = s.prepare(tbl, b.Records)
-	}
-
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -234,6 +228,19 @@ func (s *Sink) write(ctx context.Context, b *connector.Batch) error {
 	// Rolling back after a commit does nothing; after an error it ends the
 	// transaction, even when ctx is done.
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	var rejected []connector.Rejection
+	var groups []*group
+	if tbl != nil {
+		records := b.Records
+		if s.streams(tbl) {
+			if rejected, records, err = s.copyStream(ctx, tx, tbl, records); err != nil {
+				return err
+			}
+		}
+		var rej []connector.Rejection
+		groups, rej = s.prepare(tbl, records)
+		rejected = append(rejected, rej...)
+	}
 	for gi, g := range groups {
 		rej, err := s.writeGroup(ctx, tx, tbl, gi, g)
 		if err != nil {

@@ -155,6 +155,15 @@ func TestSink(t *testing.T) {
 		wantRows(t, srv, "events", "id", `(123e4567-e89b-12d3-a456-426614174000,"2024-05-06 05:08:09+00",9.99,"{""total"": {""amount"": ""9.99""}}",shop,x)`)
 	})
 
+	t.Run("columns from the record alone take any value", func(t *testing.T) {
+		// No column reads the value, so it need not be JSON.
+		srv.Exec(t, `CREATE TABLE meta (k text, o bigint)`)
+		s := openSink(t, srv, postgres.Config{Table: "meta", Columns: map[string]string{"k": "$key", "o": "$offset"}}, nil)
+		b, _ := batch(recAt("shop", 0, 7, "a", `not JSON`))
+		write(t, s, b)
+		wantRows(t, srv, "meta", "k", `(a,7)`)
+	})
+
 	t.Run("conversion rejections", func(t *testing.T) {
 		srv.Exec(t, `CREATE TABLE conv (id integer, n numeric, ts timestamptz, u uuid, b boolean, s smallint, a bigint[])`)
 		s := openSink(t, srv, postgres.Config{Table: "conv"}, nil)
@@ -175,6 +184,8 @@ func TestSink(t *testing.T) {
 			{`null`, "value is null"},
 			{`{"id":`, "value is not JSON"},
 			{`{"id":9,"a":[1,null,3]}`, ""},
+			{`{"id":10,"id":11}`, `value is not JSON: invalid JSON: duplicate object name "id"`},
+			{`{"x":1,"id":12,"x":2}`, `value is not JSON: invalid JSON: duplicate object name "x"`},
 		}
 		var recs []*connector.Record
 		var want []string

@@ -23,6 +23,10 @@ type table struct {
 	// sources; key indexes the targets of Config.Key.
 	targets []target
 	key     []int
+	// members are the distinct first elements of the targets' paths:
+	// the members of the value that are read, found by name in fields.
+	members []string
+	fields  map[string]int
 }
 
 // column is one column of the table.
@@ -41,6 +45,8 @@ type column struct {
 type target struct {
 	column
 	src source
+	// member indexes table.members for a path source (its first element).
+	member int
 }
 
 func (t *table) String() string { return t.quoted }
@@ -136,6 +142,20 @@ func (s *Sink) plan(t *table, cols []column) error {
 	}
 	if len(t.targets) == 0 {
 		return connector.Permanent(fmt.Errorf("table %s has no column that can be written", t))
+	}
+	t.fields = make(map[string]int)
+	for j := range t.targets {
+		tg := &t.targets[j]
+		if tg.src.special != "" {
+			continue
+		}
+		m, ok := t.fields[tg.src.path[0]]
+		if !ok {
+			m = len(t.members)
+			t.fields[tg.src.path[0]] = m
+			t.members = append(t.members, tg.src.path[0])
+		}
+		tg.member = m
 	}
 	for _, k := range s.cfg.Key {
 		i := -1

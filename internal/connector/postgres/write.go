@@ -37,12 +37,13 @@ func (s *Sink) prepare(tbl *table, records []*connector.Record) ([]*group, []con
 	}
 	var rejected []connector.Rejection
 	rows := make([]prepared, 0, len(records))
-	byName := s.cfg.Columns == nil
+	x := s.extractor(tbl)
+	slab := newRowSlab(len(records), len(tbl.targets))
 	var absent []byte
-	for _, rec := range records {
-		vals := make([]any, len(tbl.targets))
+	for i, rec := range records {
+		vals := slab.row(i)
 		absent = absent[:0]
-		if err := extract(tbl, byName, s.upsert, rec, vals, &absent); err != nil {
+		if err := x.extract(rec, vals, &absent); err != nil {
 			rejected = append(rejected, connector.Rejection{Record: rec, Err: err})
 			continue
 		}
@@ -101,37 +102,145 @@ func (s *Sink) prepare(tbl *table, records []*connector.Record) ([]*group, []con
 	return groups, rejected
 }
 
+// rowSlab holds the values of a batch's rows in one allocation.
+type rowSlab struct {
+	vals []any
+	n    int
+}
+
+func newRowSlab(rows, cols int) rowSlab { return rowSlab{vals: make([]any, rows*cols), n: cols} }
+
+// row returns row i's values; appending to them cannot reach row i+1.
+func (s rowSlab) row(i int) []any { return s.vals[i*s.n : (i+1)*s.n : (i+1)*s.n] }
+
+// streams says whether batches go to tbl by copyStream: insert mode, with
+// every column converted here (no staging table).
+func (s *Sink) streams(tbl *table) bool {
+	if s.upsert {
+		return false
+	}
+	for _, t := range tbl.targets {
+		if t.kind == kindOther {
+			return false
+		}
+	}
+	return true
+}
+
+// copyStream writes records with one COPY that converts each record when
+// pgx asks for its row, in pgx's encoding goroutine, so that the
+// conversion of a batch overlaps the server's work on its rows before
+// rather than preceding all of it. It takes the records whose row has
+// every column (those that miss one with a default are returned in rest,
+// for prepare's groups) and rejects those that do not convert. When the
+// server refuses a row, the conversion is completed and the rows are
+// written again by writeGroup, which locates the rows refused.
+func (s *Sink) copyStream(ctx context.Context, tx pgx.Tx, tbl *table, records []*connector.Record) (rejected []connector.Rejection, rest []*connector.Record, err error) {
+	x := s.extractor(tbl)
+	slab := newRowSlab(len(records), len(tbl.targets))
+	g := &group{records: make([]*connector.Record, 0, len(records)), rows: make([][]any, 0, len(records))}
+	for j, t := range tbl.targets {
+		g.cols = append(g.cols, j)
+		g.names = append(g.names, t.name)
+	}
+	next := 0
+	var absent []byte
+	// pull converts records until one gives a row for the COPY.
+	pull := func() bool {
+		for next < len(records) {
+			rec := records[next]
+			vals := slab.row(next)
+			next++
+			absent = absent[:0]
+			if err := x.extract(rec, vals, &absent); err != nil {
+				rejected = append(rejected, connector.Rejection{Record: rec, Err: err})
+				continue
+			}
+			if len(absent) > 0 {
+				rest = append(rest, rec)
+				continue
+			}
+			g.records = append(g.records, rec)
+			g.rows = append(g.rows, vals)
+			return true
+		}
+		return false
+	}
+	err = inSavepoint(ctx, tx, func(q pgx.Tx) error {
+		_, err := q.CopyFrom(ctx, tbl.ident, g.names, &pullRows{pull: pull, g: g})
+		return err
+	})
+	if err == nil {
+		return rejected, rest, nil
+	}
+	if !recordFault(err) && !cardinalityFault(err) {
+		return nil, nil, fmt.Errorf("copy into %s: %w", tbl, err)
+	}
+	for pull() {
+	}
+	refused, err := s.writeGroup(ctx, tx, tbl, 0, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(rejected, refused...), rest, nil
+}
+
+// pullRows is the pgx.CopyFromSource of copyStream.
+type pullRows struct {
+	pull func() bool
+	g    *group
+}
+
+func (p *pullRows) Next() bool             { return p.pull() }
+func (p *pullRows) Values() ([]any, error) { return p.g.rows[len(p.g.rows)-1], nil }
+func (p *pullRows) Err() error             { return nil }
+
+func (s *Sink) extractor(tbl *table) *extractor {
+	return &extractor{tbl: tbl, byName: s.cfg.Columns == nil, upsert: s.upsert,
+		mvals: make([]any, len(tbl.members)), mfound: make([]bool, len(tbl.members))}
+}
+
+// extractor turns records into rows for one table.
+type extractor struct {
+	tbl            *table
+	byName, upsert bool
+	dec            connector.JSONDecoder
+	// mvals and mfound receive the value's members that targets read
+	// (indexed like tbl.members), record by record.
+	mvals  []any
+	mfound []bool
+}
+
 // extract fills vals with the converted values of rec, one per target,
 // and appends to absent the targets whose field is missing and that are
 // left out of the row: those with a default, and in upsert mode all of
 // them, so that an update leaves the stored value as it is.
-func extract(tbl *table, byName, upsert bool, rec *connector.Record, vals []any, absent *[]byte) error {
-	doc, err := rec.Doc()
+func (x *extractor) extract(rec *connector.Record, vals []any, absent *[]byte) error {
+	obj, err := x.readMembers(rec)
 	if err != nil {
 		return &RecordError{Err: err}
 	}
-	var obj map[string]any
-	if byName {
-		var ok bool
-		if obj, ok = doc.(map[string]any); !ok {
-			if doc == nil {
-				return &RecordError{Err: errors.New("value is null, not a JSON object")}
-			}
-			return &RecordError{Err: errors.New("value is not a JSON object")}
+	if x.byName && !obj {
+		if v, _ := rec.Value(); v == nil {
+			return &RecordError{Err: errors.New("value is null, not a JSON object")}
 		}
+		return &RecordError{Err: errors.New("value is not a JSON object")}
 	}
-	for j := range tbl.targets {
-		t := &tbl.targets[j]
+	for j := range x.tbl.targets {
+		t := &x.tbl.targets[j]
 		var (
 			v     any
 			found = true
 		)
 		switch t.src.special {
 		case "":
-			if byName {
-				v, found = obj[t.name]
+			if obj {
+				v, found = x.mvals[t.member], x.mfound[t.member]
+				if found && len(t.src.path) > 1 {
+					v, found = lookup(v, t.src.path[1:])
+				}
 			} else {
-				v, found = lookup(doc, t.src.path)
+				found = false
 			}
 		case SourceKey:
 			if rec.Key != nil {
@@ -153,7 +262,7 @@ func extract(tbl *table, byName, upsert bool, rec *connector.Record, vals []any,
 			v = rec.Offset
 		}
 		if !found {
-			if t.hasDefault || upsert {
+			if t.hasDefault || x.upsert {
 				*absent = appendIndex(*absent, j)
 			}
 			vals[j] = nil
@@ -168,7 +277,42 @@ func extract(tbl *table, byName, upsert bool, rec *connector.Record, vals []any,
 	return nil
 }
 
-// A table has at most 1600 columns: two bytes an index.
+// readMembers reads into x.mvals and x.mfound the members of rec's value
+// that the targets read, and reports whether the value is an object. A
+// value nobody has parsed yet is read with DecodeFields, which builds no
+// document and shares the value's bytes: the rows live no longer than the
+// batch, whose records hold those bytes unchanged.
+func (x *extractor) readMembers(rec *connector.Record) (bool, error) {
+	clear(x.mfound)
+	clear(x.mvals)
+	if len(x.tbl.members) == 0 && !x.byName {
+		return false, nil // every column is a special source
+	}
+	if !rec.Parsed() {
+		if v, _ := rec.Value(); v != nil {
+			ok, err := x.dec.DecodeFields(v, x.tbl.fields, x.mvals, x.mfound)
+			if err != nil {
+				return false, fmt.Errorf("value is not JSON: %w", err)
+			}
+			if ok {
+				return true, nil
+			}
+		}
+	}
+	doc, err := rec.Doc()
+	if err != nil {
+		return false, err
+	}
+	m, ok := doc.(map[string]any)
+	if !ok {
+		return false, nil
+	}
+	for i, name := range x.tbl.members {
+		x.mvals[i], x.mfound[i] = m[name]
+	}
+	return true, nil
+}
+
 func appendIndex(b []byte, i int) []byte { return append(b, byte(i>>8), byte(i)) }
 
 func decodeIndexes(s string) []int {
