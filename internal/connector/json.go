@@ -45,8 +45,9 @@ type JSONDecoder struct {
 	names map[string]string
 	used  bool
 	buf   []byte // unescaped strings
-	// share makes strings without escapes views of b (DecodeFields).
-	share bool
+	// share makes strings without escapes views of b (DecodeFields);
+	// discard checks values without building them (RawFields).
+	share, discard bool
 	// others (or otherSet, when there are many) are the names of the
 	// members DecodeFields drops.
 	others   []string
@@ -111,7 +112,11 @@ func (jd *JSONDecoder) value() (any, error) {
 	case c == '[':
 		return jd.array()
 	case c == '"':
-		return jd.str(false)
+		s, err := jd.str(false)
+		if jd.discard {
+			return nil, err // boxing s would allocate
+		}
+		return s, err
 	case c == '-' || (c >= '0' && c <= '9'):
 		return jd.number()
 	case c == 't':
@@ -151,7 +156,7 @@ func (jd *JSONDecoder) object() (any, error) {
 	// Room for 8 members in the map's first group: most records' objects
 	// are that small, and growing from nothing costs an allocation more.
 	m := make(map[string]any, 8)
-	err := jd.members(func(name string, v any) error {
+	err := jd.members(func(name string, _ []byte, v any) error {
 		if _, dup := m[name]; dup {
 			return fmt.Errorf("invalid JSON: duplicate object name %q", name)
 		}
@@ -165,8 +170,8 @@ func (jd *JSONDecoder) object() (any, error) {
 }
 
 // members reads the object at jd.i, handing each member to put once its
-// value is read.
-func (jd *JSONDecoder) members(put func(name string, v any) error) error {
+// value is read, with the value's bytes.
+func (jd *JSONDecoder) members(put func(name string, raw []byte, v any) error) error {
 	if err := jd.nest(); err != nil {
 		return err
 	}
@@ -197,11 +202,12 @@ func (jd *JSONDecoder) members(put func(name string, v any) error) error {
 		}
 		jd.i++
 		jd.space()
+		start := jd.i
 		v, err := jd.value()
 		if err != nil {
 			return err
 		}
-		if err := put(name, v); err != nil {
+		if err := put(name, jd.b[start:jd.i], v); err != nil {
 			return err
 		}
 		jd.space()
@@ -233,6 +239,20 @@ func (jd *JSONDecoder) members(put func(name string, v any) error) error {
 // (Decode tells what it is). vals and found must be as long as the
 // largest index in fields; they are not cleared first.
 func (jd *JSONDecoder) DecodeFields(b []byte, fields map[string]int, vals []any, found []bool) (ok bool, err error) {
+	return jd.fields(b, fields, found, func(i int, _ []byte, v any) { vals[i] = v })
+}
+
+// RawFields is DecodeFields without decoding: raws[i] receives the bytes
+// of the member's value (a view of b) instead. Every value is still
+// checked as Decode checks it, so a nil error means the whole document
+// decodes; scalars are checked without allocating.
+func (jd *JSONDecoder) RawFields(b []byte, fields map[string]int, raws [][]byte, found []bool) (ok bool, err error) {
+	jd.discard = true
+	defer func() { jd.discard = false }()
+	return jd.fields(b, fields, found, func(i int, raw []byte, _ any) { raws[i] = raw })
+}
+
+func (jd *JSONDecoder) fields(b []byte, fields map[string]int, found []bool, keep func(i int, raw []byte, v any)) (ok bool, err error) {
 	jd.b, jd.i, jd.depth = b, 0, 0
 	if jd.used && jd.names == nil {
 		jd.names = make(map[string]string)
@@ -244,12 +264,13 @@ func (jd *JSONDecoder) DecodeFields(b []byte, fields map[string]int, vals []any,
 	if jd.i >= len(jd.b) || jd.b[jd.i] != '{' {
 		return false, nil
 	}
-	err = jd.members(func(name string, v any) error {
+	err = jd.members(func(name string, raw []byte, v any) error {
 		if i, ok := fields[name]; ok {
 			if found[i] {
 				return fmt.Errorf("invalid JSON: duplicate object name %q", name)
 			}
-			vals[i], found[i] = v, true
+			found[i] = true
+			keep(i, raw, v)
 			return nil
 		}
 		// Names not kept are remembered only to refuse duplicates, as
@@ -299,7 +320,9 @@ func (jd *JSONDecoder) array() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		a = append(a, v)
+		if !jd.discard {
+			a = append(a, v)
+		}
 		jd.space()
 		if jd.i >= len(jd.b) {
 			return nil, jd.eof()
@@ -328,6 +351,8 @@ func (jd *JSONDecoder) str(name bool) (string, error) {
 		raw := jd.b[start:i]
 		jd.i = i + 1
 		switch {
+		case jd.discard && !name:
+			return "", nil
 		case jd.share:
 			return unsafeString(raw), nil
 		case name:
@@ -349,7 +374,10 @@ func (jd *JSONDecoder) str(name bool) (string, error) {
 		case c == '"':
 			jd.i = i + 1
 			jd.buf = buf
-			if name && !jd.share {
+			switch {
+			case jd.discard && !name:
+				return "", nil
+			case name && !jd.share:
 				return jd.intern(buf), nil
 			}
 			return string(buf), nil
@@ -446,6 +474,13 @@ func (jd *JSONDecoder) hex4(i int) (rune, error) {
 		}
 	}
 	return r, nil
+}
+
+// PlainJSONString reports whether raw, a JSON value that decodes, is a
+// string of plain ASCII without escapes: its text is the bytes between
+// the quotes.
+func PlainJSONString(raw []byte) bool {
+	return len(raw) >= 2 && raw[0] == '"' && plainRun(raw, 1) == len(raw)-1
 }
 
 // plainRun returns the index of the first byte from i on that is not
@@ -551,12 +586,18 @@ func (jd *JSONDecoder) number() (any, error) {
 	jd.i = i
 	if integer {
 		if n, ok := parseInt64(raw); ok {
+			if jd.discard {
+				return nil, nil // boxing n would allocate
+			}
 			return n, nil
 		}
 	}
 	f, err := strconv.ParseFloat(unsafeString(raw), 64)
 	if err != nil {
 		return nil, fmt.Errorf("JSON number %.40s is out of range", raw)
+	}
+	if jd.discard {
+		return nil, nil
 	}
 	return f, nil
 }

@@ -165,6 +165,10 @@ func checkFields(t *testing.T, jd *JSONDecoder, b []byte, names []string) {
 	if (err == nil) != (werr == nil) || (err != nil && err.Error() != werr.Error()) {
 		t.Fatalf("%q: DecodeFields %v; Decode %v", b, err, werr)
 	}
+	rok, rerr := jd.RawFields(in, fields, make([][]byte, len(names)), make([]bool, len(names)))
+	if !rok || (rerr == nil) != (err == nil) || (err != nil && rerr.Error() != err.Error()) {
+		t.Fatalf("%q: RawFields %v, %v; DecodeFields %v", b, rok, rerr, err)
+	}
 	if err != nil {
 		return
 	}
@@ -175,6 +179,24 @@ func checkFields(t *testing.T, jd *JSONDecoder, b []byte, names []string) {
 		w, present := obj[n]
 		if found[i] != present || !reflect.DeepEqual(vals[i], w) {
 			t.Fatalf("%q: member %q: DecodeFields %#v (found %v); Decode %#v (found %v)", b, n, vals[i], found[i], w, present)
+		}
+	}
+	// RawFields: the same verdict, and each member's bytes decode to it.
+	raws, rfound := make([][]byte, len(names)), make([]bool, len(names))
+	ok, err = jd.RawFields(in, fields, raws, rfound)
+	if !ok || err != nil {
+		t.Fatalf("%q: RawFields %v, %v; DecodeFields read it", b, ok, err)
+	}
+	for i, n := range names {
+		if rfound[i] != found[i] {
+			t.Fatalf("%q: member %q: RawFields found %v, DecodeFields %v", b, n, rfound[i], found[i])
+		}
+		if !found[i] {
+			continue
+		}
+		v, err := DecodeJSON(raws[i])
+		if err != nil || !reflect.DeepEqual(v, vals[i]) {
+			t.Fatalf("%q: member %q: RawFields gave %q, which decodes to %#v, %v; want %#v", b, n, raws[i], v, err, vals[i])
 		}
 	}
 }
@@ -217,6 +239,20 @@ func FuzzDecodeFields(f *testing.F) {
 		// Reused, with names interned, it must agree as well.
 		checkFields(t, &jd, b, []string{"a"})
 	})
+}
+
+func BenchmarkRawFields(b *testing.B) {
+	doc := []byte(`{"id":123456,"name":"customer-4711","amount":1234.56,"note":"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"}`)
+	b.SetBytes(int64(len(doc)))
+	fields := map[string]int{"id": 0, "name": 1, "amount": 2, "note": 3}
+	raws, found := make([][]byte, 4), make([]bool, 4)
+	var jd JSONDecoder
+	for b.Loop() {
+		clear(found)
+		if _, err := jd.RawFields(doc, fields, raws, found); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func BenchmarkDecodeFields(b *testing.B) {

@@ -103,6 +103,9 @@ func convert(k, elem kind, v any) (any, error) {
 		}
 		return f, err
 	case kindFloat8:
+		if _, ok := v.(float64); ok {
+			return v, nil // as it is: boxing it again would allocate
+		}
 		return toFloat(v)
 	case kindNumeric:
 		return toNumeric(v)
@@ -198,7 +201,7 @@ const twoTo63 = 9223372036854775808.0
 func toInt(v any) (any, error) {
 	switch t := v.(type) {
 	case int64:
-		return t, nil
+		return v, nil // as it is: boxing t again would allocate
 	case int:
 		return int64(t), nil
 	case int32:
@@ -342,7 +345,7 @@ func toText(v any) (any, error) {
 	if strings.IndexByte(s, 0) >= 0 {
 		return nil, errors.New("text contains a NUL character, which PostgreSQL cannot store")
 	}
-	return s, nil
+	return v, nil // the string as it came, not boxed again
 }
 
 func toUUID(v any) (any, error) {

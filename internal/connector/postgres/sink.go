@@ -221,6 +221,18 @@ func (s *Sink) write(ctx context.Context, b *connector.Batch) error {
 	if err != nil {
 		return err
 	}
+	stream := tbl != nil && s.streams(tbl)
+	err = s.writeTx(ctx, b, tbl, schema, stream)
+	if stream && errors.Is(err, errRowRefused) {
+		// Written again the way that locates the rows refused.
+		err = s.writeTx(ctx, b, tbl, schema, false)
+	}
+	return err
+}
+
+// writeTx writes the batch in one transaction, streaming its rows with
+// copyStream or not.
+func (s *Sink) writeTx(ctx context.Context, b *connector.Batch, tbl *table, schema string, stream bool) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -232,7 +244,7 @@ func (s *Sink) write(ctx context.Context, b *connector.Batch) error {
 	var groups []*group
 	if tbl != nil {
 		records := b.Records
-		if s.streams(tbl) {
+		if stream {
 			if rejected, records, err = s.copyStream(ctx, tx, tbl, records); err != nil {
 				return err
 			}

@@ -39,6 +39,8 @@ type column struct {
 	typ, base  string
 	kind, elem kind
 	hasDefault bool
+	// oid is the base type's, whose binary form COPY takes.
+	oid uint32
 }
 
 // target is a column written and where its value comes from.
@@ -97,7 +99,7 @@ func (s *Sink) lookupTable(ctx context.Context, q querier) (*table, error) {
 			rows.Close()
 			return nil, fmt.Errorf("describe table %s: %w", t, err)
 		}
-		c.kind = kindOf(oid)
+		c.kind, c.oid = kindOf(oid), oid
 		if category == "A" {
 			if e := kindOf(eid); e != kindOther {
 				c.kind, c.elem = kindArray, e

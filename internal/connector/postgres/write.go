@@ -127,73 +127,34 @@ func (s *Sink) streams(tbl *table) bool {
 	return true
 }
 
-// copyStream writes records with one COPY that converts each record when
-// pgx asks for its row, in pgx's encoding goroutine, so that the
-// conversion of a batch overlaps the server's work on its rows before
-// rather than preceding all of it. It takes the records whose row has
-// every column (those that miss one with a default are returned in rest,
-// for prepare's groups) and rejects those that do not convert. When the
-// server refuses a row, the conversion is completed and the rows are
-// written again by writeGroup, which locates the rows refused.
+// errRowRefused is copyStream's error when the server refused a row: the
+// transaction is lost, and the batch is to be written again by prepare and
+// writeGroup, which locate the rows refused.
+var errRowRefused = errors.New("a row was refused")
+
+// copyStream writes records with one binary COPY whose rows are converted
+// as pgconn sends them (see copyRows), so that the conversion of a batch
+// overlaps the server's work on it rather than preceding all of it. It
+// takes the records whose row has every column, returns those that miss
+// one with a default in rest, for prepare's groups, and rejects those that
+// do not convert. The COPY is not in a savepoint, which would cost two
+// round trips a batch: when the server refuses a row it fails with
+// errRowRefused.
 func (s *Sink) copyStream(ctx context.Context, tx pgx.Tx, tbl *table, records []*connector.Record) (rejected []connector.Rejection, rest []*connector.Record, err error) {
-	x := s.extractor(tbl)
-	slab := newRowSlab(len(records), len(tbl.targets))
-	g := &group{records: make([]*connector.Record, 0, len(records)), rows: make([][]any, 0, len(records))}
+	names := make([]string, len(tbl.targets))
 	for j, t := range tbl.targets {
-		g.cols = append(g.cols, j)
-		g.names = append(g.names, t.name)
+		names[j] = t.name
 	}
-	next := 0
-	var absent []byte
-	// pull converts records until one gives a row for the COPY.
-	pull := func() bool {
-		for next < len(records) {
-			rec := records[next]
-			vals := slab.row(next)
-			next++
-			absent = absent[:0]
-			if err := x.extract(rec, vals, &absent); err != nil {
-				rejected = append(rejected, connector.Rejection{Record: rec, Err: err})
-				continue
-			}
-			if len(absent) > 0 {
-				rest = append(rest, rec)
-				continue
-			}
-			g.records = append(g.records, rec)
-			g.rows = append(g.rows, vals)
-			return true
+	sql := fmt.Sprintf("COPY %s (%s) FROM STDIN BINARY", tbl.quoted, quoteList(names))
+	rows := newCopyRows(s.extractor(tbl), tx.Conn().TypeMap(), records)
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, rows, sql); err != nil {
+		if recordFault(err) {
+			return nil, nil, fmt.Errorf("copy into %s: %w: %w", tbl, errRowRefused, err)
 		}
-		return false
-	}
-	err = inSavepoint(ctx, tx, func(q pgx.Tx) error {
-		_, err := q.CopyFrom(ctx, tbl.ident, g.names, &pullRows{pull: pull, g: g})
-		return err
-	})
-	if err == nil {
-		return rejected, rest, nil
-	}
-	if !recordFault(err) && !cardinalityFault(err) {
 		return nil, nil, fmt.Errorf("copy into %s: %w", tbl, err)
 	}
-	for pull() {
-	}
-	refused, err := s.writeGroup(ctx, tx, tbl, 0, g)
-	if err != nil {
-		return nil, nil, err
-	}
-	return append(rejected, refused...), rest, nil
+	return rows.rejected, rows.rest, nil
 }
-
-// pullRows is the pgx.CopyFromSource of copyStream.
-type pullRows struct {
-	pull func() bool
-	g    *group
-}
-
-func (p *pullRows) Next() bool             { return p.pull() }
-func (p *pullRows) Values() ([]any, error) { return p.g.rows[len(p.g.rows)-1], nil }
-func (p *pullRows) Err() error             { return nil }
 
 func (s *Sink) extractor(tbl *table) *extractor {
 	return &extractor{tbl: tbl, byName: s.cfg.Columns == nil, upsert: s.upsert,
@@ -221,46 +182,11 @@ func (x *extractor) extract(rec *connector.Record, vals []any, absent *[]byte) e
 		return &RecordError{Err: err}
 	}
 	if x.byName && !obj {
-		if v, _ := rec.Value(); v == nil {
-			return &RecordError{Err: errors.New("value is null, not a JSON object")}
-		}
-		return &RecordError{Err: errors.New("value is not a JSON object")}
+		return x.notObject(rec)
 	}
 	for j := range x.tbl.targets {
 		t := &x.tbl.targets[j]
-		var (
-			v     any
-			found = true
-		)
-		switch t.src.special {
-		case "":
-			if obj {
-				v, found = x.mvals[t.member], x.mfound[t.member]
-				if found && len(t.src.path) > 1 {
-					v, found = lookup(v, t.src.path[1:])
-				}
-			} else {
-				found = false
-			}
-		case SourceKey:
-			if rec.Key != nil {
-				if t.kind == kindBytea {
-					v = rec.Key
-				} else {
-					v = string(rec.Key)
-				}
-			}
-		case SourceTimestamp:
-			if !rec.Timestamp.IsZero() {
-				v = rec.Timestamp
-			}
-		case SourceTopic:
-			v = rec.Topic
-		case SourcePartition:
-			v = int64(rec.Partition)
-		case SourceOffset:
-			v = rec.Offset
-		}
+		v, found := x.value(rec, t, obj)
 		if !found {
 			if t.hasDefault || x.upsert {
 				*absent = appendIndex(*absent, j)
@@ -275,6 +201,51 @@ func (x *extractor) extract(rec *connector.Record, vals []any, absent *[]byte) e
 		vals[j] = c
 	}
 	return nil
+}
+
+// notObject is the error of a record whose value is not an object, for a
+// table whose columns are its members.
+func (x *extractor) notObject(rec *connector.Record) error {
+	if v, _ := rec.Value(); v == nil {
+		return &RecordError{Err: errors.New("value is null, not a JSON object")}
+	}
+	return &RecordError{Err: errors.New("value is not a JSON object")}
+}
+
+// value is target t's value in rec, unconverted, and whether there is one;
+// obj says whether x.mvals holds the members of an object value.
+func (x *extractor) value(rec *connector.Record, t *target, obj bool) (any, bool) {
+	switch t.src.special {
+	case "":
+		if !obj || !x.mfound[t.member] {
+			return nil, false
+		}
+		v := x.mvals[t.member]
+		if len(t.src.path) > 1 {
+			return lookup(v, t.src.path[1:])
+		}
+		return v, true
+	case SourceKey:
+		if rec.Key == nil {
+			return nil, true
+		}
+		if t.kind == kindBytea {
+			return rec.Key, true
+		}
+		return string(rec.Key), true
+	case SourceTimestamp:
+		if rec.Timestamp.IsZero() {
+			return nil, true
+		}
+		return rec.Timestamp, true
+	case SourceTopic:
+		return rec.Topic, true
+	case SourcePartition:
+		return int64(rec.Partition), true
+	case SourceOffset:
+		return rec.Offset, true
+	}
+	return nil, false
 }
 
 // readMembers reads into x.mvals and x.mfound the members of rec's value
