@@ -129,7 +129,9 @@ func (s *source) fetch(ctx context.Context, p int32, offset int64) error {
 				return fmt.Errorf("read %s/%d at offset %d: %w", s.topic, p, offset, err)
 			}
 			var recs []record.Record
-			recs, _, err = s.codecs.AppendRecords(recs, b[:h.Size()], record.DecodeLimits{})
+			// The fetch's buffer is this chunk's alone (no FetchRequest.Buf
+			// is given) and nothing writes into it: the records keep it.
+			recs, _, err = s.codecs.AppendRecordsInPlace(recs, b[:h.Size()], record.DecodeLimits{})
 			if err != nil {
 				s.budget.release(reserve)
 				return fmt.Errorf("read %s/%d: decode the batch at offset %d: %w", s.topic, p, h.BaseOffset, err)

@@ -77,6 +77,19 @@ func (c *Codecs) DecodeBatch(b []byte, limits DecodeLimits, fn func(Record) erro
 // appending to one never overwrites another. On error it returns dst with
 // its original length.
 func (c *Codecs) AppendRecords(dst []Record, b []byte, limits DecodeLimits) ([]Record, Header, error) {
+	return c.appendRecords(dst, b, limits, true)
+}
+
+// AppendRecordsInPlace is AppendRecords for a caller that owns b and
+// leaves it unchanged while it keeps the records: the keys and values of
+// an uncompressed batch point into b itself, which saves copying the
+// batch. Their capacities are capped as AppendRecords caps them, so
+// appending to them never writes into b.
+func (c *Codecs) AppendRecordsInPlace(dst []Record, b []byte, limits DecodeLimits) ([]Record, Header, error) {
+	return c.appendRecords(dst, b, limits, false)
+}
+
+func (c *Codecs) appendRecords(dst []Record, b []byte, limits DecodeLimits, clone bool) ([]Record, Header, error) {
 	h, err := Check(b)
 	if err != nil {
 		return dst, h, err
@@ -91,7 +104,7 @@ func (c *Codecs) AppendRecords(dst []Record, b []byte, limits DecodeLimits) ([]R
 		}
 	} else if len(records) > limit {
 		return dst, h, tooLarge(codec, limit)
-	} else {
+	} else if clone {
 		records = slices.Clone(records)
 	}
 	n := len(dst)

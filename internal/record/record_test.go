@@ -3,9 +3,11 @@ package record
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -110,6 +112,32 @@ func TestAppendRecordsOwnsMemory(t *testing.T) {
 		_ = append(recs[0].Key, 'X', 'Y')
 		if got := string(recs[0].Value); got != "cd" {
 			t.Errorf("%s: value after appending to the key: got %q, want %q", codec, got, "cd")
+		}
+	}
+}
+
+func TestAppendRecordsInPlace(t *testing.T) {
+	var c Codecs
+	for _, codec := range allCodecs {
+		b := mustAppend(t, &c, []Record{{Key: []byte("ab"), Value: []byte("cd")}, {Value: []byte("ef")}}, BatchOptions{Compression: codec})
+		orig := slices.Clone(b)
+		recs, _, err := c.AppendRecordsInPlace(nil, b, DecodeLimits{})
+		if err != nil {
+			t.Fatalf("%s: AppendRecordsInPlace: %v", codec, err)
+		}
+		checkRecords(t, recs, wantDecoded([]Record{{Key: []byte("ab"), Value: []byte("cd")}, {Value: []byte("ef")}}, 0))
+		inB := func(v []byte) bool {
+			p := uintptr(unsafe.Pointer(unsafe.SliceData(v)))
+			lo := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+			return p >= lo && p < lo+uintptr(len(b))
+		}
+		if want := codec == CompressionNone; inB(recs[0].Value) != want {
+			t.Errorf("%s: value in the batch's bytes: %v, want %v", codec, !want, want)
+		}
+		_ = append(recs[0].Key, 'X', 'Y')
+		_ = append(recs[0].Value, 'X', 'Y')
+		if !bytes.Equal(b, orig) {
+			t.Errorf("%s: appending to a key or value changed the batch", codec)
 		}
 	}
 }
