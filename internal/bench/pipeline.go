@@ -226,7 +226,7 @@ func pipelineRun(ctx context.Context, o PipelineOptions, dir string, run int) ([
 		for _, ph := range phases {
 			// Each phase starts from a checkpointed server, so that one
 			// phase's WAL is not flushed during the next.
-			if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+ph.table+"; CREATE TABLE "+ph.table+" (id bigint, name text, amount double precision, note text); CHECKPOINT"); err != nil {
+			if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+ph.table+"; CREATE TABLE "+ph.table+benchColumns+"; CHECKPOINT"); err != nil {
 				return out, fmt.Errorf("create %s: %w", ph.table, err)
 			}
 			var r PipelineRun
@@ -269,6 +269,11 @@ func pipelineRun(ctx context.Context, o PipelineOptions, dir string, run int) ([
 	return out, nil
 }
 
+// benchColumns are the tables' columns. Autovacuum is off for them: its
+// worker wakes once a minute and would work on whichever phase's table it
+// found then, slowing that phase alone.
+const benchColumns = " (id bigint, name text, amount double precision, note text) WITH (autovacuum_enabled = false)"
+
 // warmUp copies the rows once, untimed, before the first run: the first
 // phase of an invocation otherwise meets a server (and a machine) that has
 // not yet grown its buffers and page cache to this load, and was measured
@@ -280,7 +285,7 @@ func warmUp(ctx context.Context, o PipelineOptions) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	const table = "sluice_bench_warmup"
-	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table+"; CREATE TABLE "+table+" (id bigint, name text, amount double precision, note text)"); err != nil {
+	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table+"; CREATE TABLE "+table+benchColumns); err != nil {
 		return fmt.Errorf("create %s: %w", table, err)
 	}
 	if _, err := rawCopy(ctx, conn, table, o); err != nil {

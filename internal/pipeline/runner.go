@@ -307,6 +307,13 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 
 	d := &delivery{r: r, sink: sink, dlq: dlq, topic: topic, group: spec.Source.Group, budget: bud,
 		committed: maps.Clone(positions), hwm: make(map[int32]int64), win: wd}
+	defer func() {
+		// A commit in flight does not outlive the run; a failed one only
+		// means records read again.
+		if d.pending != nil {
+			<-d.pending.done
+		}
+	}()
 	if ts, ok := sink.(connector.TransactionalSink); ok && spec.Delivery == resource.ExactlyOnce {
 		d.tx = ts
 	}
@@ -364,8 +371,14 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 				r.log.Warn("last delivery before stopping failed; the records will be read again", "err", err)
 			} else if err := d.flushStaged(sctx); err != nil {
 				r.log.Warn("last flush before stopping failed; the records will be read again", "err", err)
+			} else if err := d.settle(); err != nil {
+				r.log.Warn("last commit before stopping failed; the records will be read again", "err", err)
 			}
 			return progressed, nil
+		case <-d.settled():
+			if err := d.settle(); err != nil {
+				return progressed, err
+			}
 		case err := <-src.errc:
 			return progressed, err
 		case c := <-src.out:
@@ -639,6 +652,71 @@ type delivery struct {
 	// its state's; unwritten counts the records written since the last.
 	win       *windower
 	unwritten int
+	// pending is the group commit in flight (see commitAsync).
+	pending *pendingCommit
+}
+
+// pendingCommit is a commit of the group's offsets running beside the
+// next batch's write.
+type pendingCommit struct {
+	done    chan struct{}
+	err     error
+	cp      connector.Checkpoint
+	written int
+	// lagOnly marks the commit that follows an exactly-once write, which
+	// is already committed with the rows: it only shows the group's lag,
+	// and its failure is a warning.
+	lagOnly bool
+}
+
+// commitAsync commits the group's offsets of a written batch in the
+// background, so that the commit (a metadata-store transaction with its
+// fsync, or a round trip to Kafka) overlaps the next batch's write
+// instead of preceding it. Commits run one at a time, in order: this one
+// starts once the one before is settled. Until it is settled the status
+// shows the positions before it, and a crash re-reads its records, which
+// at-least-once allows.
+func (d *delivery) commitAsync(ctx context.Context, cp connector.Checkpoint, written int, lagOnly bool) error {
+	if err := d.settle(); err != nil {
+		return err
+	}
+	pc := &pendingCommit{done: make(chan struct{}), cp: cp, written: written, lagOnly: lagOnly}
+	offsets := groupOffsets(cp)
+	go func() {
+		defer close(pc.done)
+		pc.err = d.r.env.log.CommitOffsets(ctx, d.group, offsets)
+	}()
+	d.pending = pc
+	return nil
+}
+
+// settled is closed when the commit in flight is done (nil without one).
+func (d *delivery) settled() <-chan struct{} {
+	if d.pending == nil {
+		return nil
+	}
+	return d.pending.done
+}
+
+// settle waits for the commit in flight, if any, and shows its positions.
+func (d *delivery) settle() error {
+	pc := d.pending
+	if pc == nil {
+		return nil
+	}
+	<-pc.done
+	d.pending = nil
+	switch {
+	case pc.lagOnly:
+		if pc.err != nil {
+			d.r.log.Warn("commit the group offsets after an exactly-once write", "err", pc.err)
+		}
+	case pc.err != nil:
+		return fmt.Errorf("commit offsets of group %s: %w", d.group, pc.err)
+	default:
+		d.markCommitted(pc.cp, pc.written)
+	}
+	return nil
 }
 
 func (d *delivery) updateLag() {
@@ -708,14 +786,13 @@ func (d *delivery) deliver(ctx context.Context, b *batch) error {
 		d.markCommitted(cp, written)
 		// The group's offsets follow, for lag in the groups API; the
 		// sink's checkpoint is what a restart reads.
-		if err := r.env.log.CommitOffsets(ctx, d.group, groupOffsets(cp)); err != nil {
-			r.log.Warn("commit the group offsets after an exactly-once write", "err", err)
+		if err := d.commitAsync(ctx, cp, written, true); err != nil {
+			return err
 		}
 	default:
-		if err := r.env.log.CommitOffsets(ctx, d.group, groupOffsets(cp)); err != nil {
-			return fmt.Errorf("commit offsets of group %s: %w", d.group, err)
+		if err := d.commitAsync(ctx, cp, written, false); err != nil {
+			return err
 		}
-		d.markCommitted(cp, written)
 	}
 	now := r.env.now()
 	m.batch.WithLabelValues(r.name).Observe(now.Sub(start).Seconds())

@@ -95,6 +95,8 @@ func (s *source) wait() { s.wg.Wait() }
 // fetch is one partition's fetcher.
 func (s *source) fetch(ctx context.Context, p int32, offset int64) error {
 	var dec connector.JSONDecoder
+	// recs is scratch: each record is copied into the chunk's own slab.
+	var recs []record.Record
 	for {
 		reserve := int64(s.fetchBytes)
 		if err := s.budget.acquire(ctx, reserve); err != nil {
@@ -128,10 +130,9 @@ func (s *source) fetch(ctx context.Context, p int32, offset int64) error {
 				s.budget.release(reserve)
 				return fmt.Errorf("read %s/%d at offset %d: %w", s.topic, p, offset, err)
 			}
-			var recs []record.Record
 			// The fetch's buffer is this chunk's alone (no FetchRequest.Buf
 			// is given) and nothing writes into it: the records keep it.
-			recs, _, err = s.codecs.AppendRecordsInPlace(recs, b[:h.Size()], record.DecodeLimits{})
+			recs, _, err = s.codecs.AppendRecordsInPlace(recs[:0], b[:h.Size()], record.DecodeLimits{})
 			if err != nil {
 				s.budget.release(reserve)
 				return fmt.Errorf("read %s/%d: decode the batch at offset %d: %w", s.topic, p, h.BaseOffset, err)
@@ -158,6 +159,7 @@ func (s *source) fetch(ctx context.Context, p int32, offset int64) error {
 				c.records = append(c.records, cr)
 				cost += recordCost(cr, s.predecode)
 			}
+			clear(recs) // holds no fetch buffer past its chunk
 			c.next = max(c.next, h.NextOffset())
 		}
 		// Trade the reservation for what the chunk holds. A first batch
