@@ -64,23 +64,36 @@ const maxJSONDepth = 10000
 
 // Decode parses one document; see DecodeJSON.
 func (jd *JSONDecoder) Decode(b []byte) (any, error) {
+	jd.start(b)
+	defer func() { jd.b = nil }()
+	v, err := jd.value()
+	if err != nil {
+		return nil, err
+	}
+	if err := jd.finish(); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// start readies jd for the document b, up to its first value.
+func (jd *JSONDecoder) start(b []byte) {
 	jd.b, jd.i, jd.depth = b, 0, 0
 	if jd.used && jd.names == nil {
 		// Reused: names are worth sharing from now on.
 		jd.names = make(map[string]string)
 	}
 	jd.used = true
-	defer func() { jd.b = nil }()
 	jd.space()
-	v, err := jd.value()
-	if err != nil {
-		return nil, err
-	}
+}
+
+// finish checks that nothing but space follows the top-level value.
+func (jd *JSONDecoder) finish() error {
 	jd.space()
 	if jd.i < len(jd.b) {
-		return nil, jd.errorf("invalid JSON: data after the top-level value")
+		return jd.errorf("invalid JSON: data after the top-level value")
 	}
-	return v, nil
+	return nil
 }
 
 func (jd *JSONDecoder) errorf(format string, args ...any) error {
@@ -253,14 +266,9 @@ func (jd *JSONDecoder) RawFields(b []byte, fields map[string]int, raws [][]byte,
 }
 
 func (jd *JSONDecoder) fields(b []byte, fields map[string]int, found []bool, keep func(i int, raw []byte, v any)) (ok bool, err error) {
-	jd.b, jd.i, jd.depth = b, 0, 0
-	if jd.used && jd.names == nil {
-		jd.names = make(map[string]string)
-	}
-	jd.used = true
+	jd.start(b)
 	jd.share = true
 	defer func() { jd.b, jd.share, jd.others, jd.otherSet = nil, false, jd.others[:0], nil }()
-	jd.space()
 	if jd.i >= len(jd.b) || jd.b[jd.i] != '{' {
 		return false, nil
 	}
@@ -296,11 +304,7 @@ func (jd *JSONDecoder) fields(b []byte, fields map[string]int, found []bool, kee
 	if err != nil {
 		return true, err
 	}
-	jd.space()
-	if jd.i < len(jd.b) {
-		return true, jd.errorf("invalid JSON: data after the top-level value")
-	}
-	return true, nil
+	return true, jd.finish()
 }
 
 func (jd *JSONDecoder) array() (any, error) {
