@@ -102,7 +102,7 @@ func (c *copyRows) appendRow(buf []byte, rec *connector.Record) ([]byte, error) 
 	x, tbl := c.x, c.x.tbl
 	buf = binary.BigEndian.AppendUint16(buf, uint16(len(tbl.targets)))
 	obj, raw := false, false
-	if !rec.Parsed() {
+	if len(tbl.members) > 0 && !rec.Parsed() {
 		if v, _ := rec.Value(); v != nil {
 			clear(c.found)
 			ok, err := x.dec.RawFields(v, tbl.fields, c.raws, c.found)

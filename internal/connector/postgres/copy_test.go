@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"bytes"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -67,4 +69,52 @@ func FuzzAppendPlain(f *testing.F) {
 	}
 	types := pgtype.NewMap()
 	f.Fuzz(func(t *testing.T, raw []byte) { checkPlain(t, types, raw) })
+}
+
+// TestCopyRowsReads checks that the COPY data is the same however pgconn
+// reads it, rows split across reads included, and that records which do
+// not convert or miss a defaulted field are left out and listed.
+func TestCopyRowsReads(t *testing.T) {
+	tbl := &table{targets: []target{
+		{column: column{name: "id", kind: kindInt8, oid: pgtype.Int8OID}, src: source{path: []string{"id"}}},
+		{column: column{name: "note", kind: kindText, oid: pgtype.TextOID, hasDefault: true}, src: source{path: []string{"note"}}},
+	}}
+	tbl.fields = map[string]int{"id": 0, "note": 1}
+	tbl.members = []string{"id", "note"}
+	tbl.targets[1].member = 1
+	var records []*connector.Record
+	for _, v := range []string{`{"id":1,"note":"a"}`, `{"id":"x","note":"b"}`, `{"id":3}`, `{"id":4,"note":"` + strings.Repeat("n", 300) + `"}`} {
+		records = append(records, connector.NewRecord([]byte(v)))
+	}
+	read := func(size int) ([]byte, *copyRows) {
+		s := &Sink{cfg: Config{}}
+		c := newCopyRows(s.extractor(tbl), pgtype.NewMap(), records)
+		var out []byte
+		p := make([]byte, size)
+		for {
+			n, err := c.Read(p)
+			out = append(out, p[:n]...)
+			if err == io.EOF {
+				return out, c
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	whole, c := read(1 << 16)
+	if len(c.rejected) != 1 || c.rejected[0].Record != records[1] {
+		t.Errorf("rejected %v, want the record with id \"x\"", c.rejected)
+	}
+	if len(c.rest) != 1 || c.rest[0] != records[2] {
+		t.Errorf("rest %v, want the record without a note", c.rest)
+	}
+	if !bytes.HasPrefix(whole, copySignature) || !bytes.HasSuffix(whole, []byte{0xff, 0xff}) {
+		t.Fatalf("COPY data %q lacks the signature or the trailer", whole)
+	}
+	for _, size := range []int{1, 7, 64, 301} {
+		if got, _ := read(size); !bytes.Equal(got, whole) {
+			t.Errorf("read %d bytes at a time: got %d bytes, want the %d of one read", size, len(got), len(whole))
+		}
+	}
 }

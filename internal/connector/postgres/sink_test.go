@@ -159,9 +159,9 @@ func TestSink(t *testing.T) {
 		// No column reads the value, so it need not be JSON.
 		srv.Exec(t, `CREATE TABLE meta (k text, o bigint)`)
 		s := openSink(t, srv, postgres.Config{Table: "meta", Columns: map[string]string{"k": "$key", "o": "$offset"}}, nil)
-		b, _ := batch(recAt("shop", 0, 7, "a", `not JSON`))
+		b, _ := batch(recAt("shop", 0, 7, "a", `not JSON`), recAt("shop", 0, 8, "b", `{"half":`))
 		write(t, s, b)
-		wantRows(t, srv, "meta", "k", `(a,7)`)
+		wantRows(t, srv, "meta", "k", "(a,7) (b,8)")
 	})
 
 	t.Run("conversion rejections", func(t *testing.T) {
