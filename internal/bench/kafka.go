@@ -405,12 +405,16 @@ type producer struct {
 	free sync.Pool
 }
 
-// clockEvery is how many records share one reading of the clock, on the
-// producing side and in the promises: reading it for every record took a
-// seventh of the generator's CPU on a 2-core VM, and a record is stamped at
-// most clockEvery records' worth of producing (microseconds) early or late,
+// clockEvery is how many records share one reading of the clock on the
+// producing side: reading it for every record took a seventh of the
+// generator's CPU on a 2-core VM, and a record is stamped at most
+// clockEvery records' worth of producing (microseconds) early or late,
 // against latencies of milliseconds.
 const clockEvery = 16
+
+// clockTick is the resolution of the promises' clock: a record's latency
+// is off by at most half of it, against latencies of milliseconds.
+const clockTick = 200 * time.Microsecond
 
 // produceOnce makes one produce run on a new topic. With cleanup it
 // deletes the topic after checking that it holds every acknowledged
@@ -477,6 +481,25 @@ func produceOnce(ctx context.Context, b *kafkaBroker, o KafkaProduceOptions, top
 	var wg sync.WaitGroup
 	start := time.Now()
 	deadline := start.Add(o.Duration)
+	// The promises read a coarse clock: reading the real one for every
+	// record costs too much CPU (see clockEvery), and reading it every
+	// clockEvery promises would stamp the first ones of a response with
+	// the time of the response before, hiding part of their latency.
+	var clock atomic.Int64 // time since start, every clockTick
+	clockDone := make(chan struct{})
+	defer close(clockDone)
+	go func() {
+		t := time.NewTicker(clockTick)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				clock.Store(int64(time.Since(start)))
+			case <-clockDone:
+				return
+			}
+		}
+	}()
 	for i, p := range prods {
 		cur := pool.cursor(i, len(prods))
 		n := perProducer(i)
@@ -484,15 +507,8 @@ func produceOnce(ctx context.Context, b *kafkaBroker, o KafkaProduceOptions, top
 		if o.Rate > 0 {
 			interval = 1e9 * float64(o.Producers) / o.Rate
 		}
-		var (
-			promised int       // promises seen; only the promise goroutine touches these
-			doneAt   time.Time // the clock, read every clockEvery promises
-		)
 		promise := func(r *kgo.Record, err error) {
-			if promised%clockEvery == 0 {
-				doneAt = time.Now()
-			}
-			promised++
+			doneAt := start.Add(time.Duration(clock.Load()) + clockTick/2)
 			if err != nil {
 				if ctx.Err() == nil {
 					fail(fmt.Errorf("produce to %s: %w", topic, err))
