@@ -19,9 +19,10 @@ import (
 // so each record is converted as its turn to be sent comes, while the
 // server works on the rows before it.
 //
-// The common values are written from the JSON bytes: a string without
-// escapes into text, an integer into an integer column, a number into
-// double precision, true and false into boolean, null into anything.
+// The common values are written from the JSON bytes: a string of plain
+// ASCII without escapes into text, an integer into an integer column that
+// holds it, a number into double precision, true and false into boolean,
+// null into anything.
 // Every other value takes the general way, decoded, converted by convert
 // and encoded by pgx, so that what is written, and what is rejected with
 // what error, is the same as for rows prepared by extract.
