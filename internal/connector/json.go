@@ -560,16 +560,23 @@ func (jd *JSONDecoder) number() (any, error) {
 		jd.i = i
 		return nil, jd.errorf("invalid JSON: invalid character %q in a number", jd.b[i])
 	}
+	// someDigits reads the digits a fraction or an exponent must have.
+	someDigits := func() error {
+		if digits() > 0 {
+			return nil
+		}
+		jd.i = i
+		if i >= len(jd.b) {
+			return jd.eof()
+		}
+		return jd.errorf("invalid JSON: invalid character %q in a number", jd.b[i])
+	}
 	integer := true
 	if i < len(jd.b) && jd.b[i] == '.' {
 		integer = false
 		i++
-		if digits() == 0 {
-			jd.i = i
-			if i >= len(jd.b) {
-				return nil, jd.eof()
-			}
-			return nil, jd.errorf("invalid JSON: invalid character %q in a number", jd.b[i])
+		if err := someDigits(); err != nil {
+			return nil, err
 		}
 	}
 	if i < len(jd.b) && (jd.b[i] == 'e' || jd.b[i] == 'E') {
@@ -578,12 +585,8 @@ func (jd *JSONDecoder) number() (any, error) {
 		if i < len(jd.b) && (jd.b[i] == '+' || jd.b[i] == '-') {
 			i++
 		}
-		if digits() == 0 {
-			jd.i = i
-			if i >= len(jd.b) {
-				return nil, jd.eof()
-			}
-			return nil, jd.errorf("invalid JSON: invalid character %q in a number", jd.b[i])
+		if err := someDigits(); err != nil {
+			return nil, err
 		}
 	}
 	raw := jd.b[start:i]
@@ -605,6 +608,19 @@ func (jd *JSONDecoder) number() (any, error) {
 	}
 	return f, nil
 }
+
+// JSONInt reads raw, a JSON number that decodes, as DecodeJSON does an
+// integer: ok when it is written without a fraction or an exponent and
+// fits an int64.
+func JSONInt(raw []byte) (int64, bool) {
+	if bytes.ContainsAny(raw, ".eE") {
+		return 0, false
+	}
+	return parseInt64(raw)
+}
+
+// JSONFloat reads raw, a JSON number that decodes, as a float64.
+func JSONFloat(raw []byte) (float64, error) { return strconv.ParseFloat(unsafeString(raw), 64) }
 
 // parseInt64 parses an optionally negative run of digits, reporting
 // whether it fits.

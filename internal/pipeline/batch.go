@@ -392,9 +392,8 @@ func (b *batchRunner) attempt(ctx context.Context, run *Run) error {
 		}
 	}
 
-	bud := newBudget(max(int64(spec.Batch.MaxBytes)*4, minInFlight))
-	src := newSource(r.env.log, run.Topic, bud, fetchBytes, r.log)
-	src.predecode = parsesValues(spec)
+	src := newSource(r.env.log, run.Topic, spec, r.log)
+	bud := src.budget
 	srcCtx, stopSource := context.WithCancel(ctx)
 	defer func() {
 		stopSource()

@@ -278,10 +278,8 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 	}
 
 	srcCtx, stopSource := context.WithCancel(ctx)
-	inFlight := max(int64(spec.Batch.MaxBytes)*4, minInFlight)
-	bud := newBudget(inFlight)
-	src := newSource(r.env.log, topic, bud, fetchBytes, r.log)
-	src.predecode = parsesValues(spec)
+	src := newSource(r.env.log, topic, spec, r.log)
+	bud := src.budget
 	for p, off := range positions {
 		if wd != nil {
 			wd.op.AddPartition(p)
@@ -290,18 +288,7 @@ func (r *runner) runOnce(ctx context.Context) (progressed bool, err error) {
 	}
 	defer func() {
 		stopSource()
-		// Unblock fetchers waiting to send, then wait for them.
-		done := make(chan struct{})
-		go func() { src.wait(); close(done) }()
-		for {
-			select {
-			case c := <-src.out:
-				bud.release(c.cost)
-				continue
-			case <-done:
-			}
-			break
-		}
+		src.drain()
 		r.env.metrics.inFlight.WithLabelValues(r.name).Set(0)
 	}()
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -134,6 +135,12 @@ type runHistory struct {
 	lastSuccess time.Time
 }
 
+// find returns where the run with id is, or would be, in h.runs (in ID
+// order).
+func (h *runHistory) find(id int64) (int, bool) {
+	return slices.BinarySearchFunc(h.runs, id, func(r Run, id int64) int { return cmp.Compare(r.ID, id) })
+}
+
 func newRunStore(log stream.Log) *runStore {
 	return &runStore{log: log, byPipeline: map[string]*runHistory{}}
 }
@@ -170,7 +177,7 @@ func (s *runStore) history(pipeline string) *runHistory {
 func (s *runStore) applyLocked(run Run) {
 	h := s.history(run.Pipeline)
 	run.Ranges = slices.Clone(run.Ranges)
-	i, found := slices.BinarySearchFunc(h.runs, run.ID, func(r Run, id int64) int { return cmp.Compare(r.ID, id) })
+	i, found := h.find(run.ID)
 	if found {
 		h.runs[i] = run
 	} else {
@@ -245,7 +252,7 @@ func (s *runStore) get(pipeline string, id int64) (Run, bool) {
 	if h == nil {
 		return Run{}, false
 	}
-	i, found := slices.BinarySearchFunc(h.runs, id, func(r Run, id int64) int { return cmp.Compare(r.ID, id) })
+	i, found := h.find(id)
 	if !found {
 		return Run{}, false
 	}
@@ -279,10 +286,7 @@ func (s *runStore) lastRun(pipeline, topic string) (end map[int32]int64, at time
 	defer s.mu.Unlock()
 	h := s.history(pipeline)
 	if h.lastEnd != nil && h.lastTopic == topic {
-		end = make(map[int32]int64, len(h.lastEnd))
-		for p, o := range h.lastEnd {
-			end[p] = o
-		}
+		end = maps.Clone(h.lastEnd)
 	}
 	return end, h.lastSuccess, h.lastID + 1
 }

@@ -52,9 +52,12 @@ type source struct {
 	running map[int32]bool
 }
 
-func newSource(log stream.Log, topic string, b *budget, fetchBytes int, logger *slog.Logger) *source {
+// newSource returns the source of a pipeline of spec reading topic, with
+// an in-flight budget of 4 batches' bytes (at least minInFlight).
+func newSource(log stream.Log, topic string, spec *resource.PipelineSpec, logger *slog.Logger) *source {
 	return &source{
-		log: log, topic: topic, budget: b, fetchBytes: fetchBytes, logger: logger,
+		log: log, topic: topic, budget: newBudget(max(int64(spec.Batch.MaxBytes)*4, minInFlight)),
+		fetchBytes: fetchBytes, predecode: parsesValues(spec), logger: logger,
 		out:     make(chan chunk, 16),
 		errc:    make(chan error, 1),
 		running: make(map[int32]bool),

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strconv"
-	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -102,26 +100,23 @@ func (c *copyRows) Read(p []byte) (int, error) {
 func (c *copyRows) appendRow(buf []byte, rec *connector.Record) ([]byte, error) {
 	x, tbl := c.x, c.x.tbl
 	buf = binary.BigEndian.AppendUint16(buf, uint16(len(tbl.targets)))
-	obj, raw := false, false
+	raw := false // c.raws holds the members of an object value
 	if len(tbl.members) > 0 && !rec.Parsed() {
 		if v, _ := rec.Value(); v != nil {
 			clear(c.found)
-			ok, err := x.dec.RawFields(v, tbl.fields, c.raws, c.found)
-			if err != nil {
+			var err error
+			if raw, err = x.dec.RawFields(v, tbl.fields, c.raws, c.found); err != nil {
 				return buf, &RecordError{Err: fmt.Errorf("value is not JSON: %w", err)}
 			}
-			obj, raw = ok, ok
 		}
 	}
+	obj := raw
 	if !raw {
 		// Parsed already, null or not an object: the general way, which
 		// also says what is wrong with it.
 		var err error
 		if obj, err = x.readMembers(rec); err != nil {
-			return buf, &RecordError{Err: err}
-		}
-		if x.byName && !obj {
-			return buf, x.notObject(rec)
+			return buf, err
 		}
 	}
 	decoded := !raw // x.mvals holds the members
@@ -154,9 +149,9 @@ func (c *copyRows) appendRow(buf []byte, rec *connector.Record) ([]byte, error) 
 			buf = appendNull(buf)
 			continue
 		}
-		cv, err := convert(t.kind, t.elem, v)
+		cv, err := t.convert(v)
 		if err != nil {
-			return buf, &RecordError{Column: t.name, Type: t.typ, Err: err}
+			return buf, err
 		}
 		if buf, err = c.appendEncoded(buf, t, cv); err != nil {
 			return buf, err
@@ -223,9 +218,11 @@ func appendPlain(buf []byte, k kind, raw []byte) ([]byte, bool) {
 			b = 1
 		}
 		return append(binary.BigEndian.AppendUint32(buf, 1), b), true
+	case '{', '[':
+		return buf, false
 	}
 	// A number.
-	n, isInt := jsonInt(raw)
+	n, isInt := connector.JSONInt(raw)
 	switch k {
 	case kindInt8:
 		if isInt {
@@ -243,7 +240,7 @@ func appendPlain(buf []byte, k kind, raw []byte) ([]byte, bool) {
 		f := float64(n)
 		if !isInt {
 			var err error
-			if f, err = strconv.ParseFloat(unsafeString(raw), 64); err != nil {
+			if f, err = connector.JSONFloat(raw); err != nil {
 				return buf, false
 			}
 		}
@@ -251,25 +248,3 @@ func appendPlain(buf []byte, k kind, raw []byte) ([]byte, bool) {
 	}
 	return buf, false
 }
-
-// jsonInt parses a JSON number written as an integer that fits an int64,
-// as DecodeJSON reads it.
-func jsonInt(raw []byte) (int64, bool) {
-	digits := raw
-	if len(digits) > 0 && digits[0] == '-' {
-		digits = digits[1:]
-	}
-	if len(digits) == 0 || len(digits) > 19 {
-		return 0, false
-	}
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(unsafeString(raw), 10, 64)
-	return n, err == nil
-}
-
-// unsafeString views b as a string for a call that does not keep it.
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -53,6 +53,16 @@ type target struct {
 
 func (t *table) String() string { return t.quoted }
 
+// convert converts a value for the target's column; the error is the
+// record's, naming the column.
+func (t *target) convert(v any) (any, error) {
+	c, err := convert(t.kind, t.elem, v)
+	if err != nil {
+		return nil, &RecordError{Column: t.name, Type: t.typ, Err: err}
+	}
+	return c, nil
+}
+
 // lookupTable describes the table, or returns nil when it does not exist.
 func (s *Sink) lookupTable(ctx context.Context, q querier) (*table, error) {
 	var (

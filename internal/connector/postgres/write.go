@@ -179,10 +179,7 @@ type extractor struct {
 func (x *extractor) extract(rec *connector.Record, vals []any, absent *[]byte) error {
 	obj, err := x.readMembers(rec)
 	if err != nil {
-		return &RecordError{Err: err}
-	}
-	if x.byName && !obj {
-		return x.notObject(rec)
+		return err
 	}
 	for j := range x.tbl.targets {
 		t := &x.tbl.targets[j]
@@ -194,22 +191,13 @@ func (x *extractor) extract(rec *connector.Record, vals []any, absent *[]byte) e
 			vals[j] = nil
 			continue
 		}
-		c, err := convert(t.kind, t.elem, v)
+		c, err := t.convert(v)
 		if err != nil {
-			return &RecordError{Column: t.name, Type: t.typ, Err: err}
+			return err
 		}
 		vals[j] = c
 	}
 	return nil
-}
-
-// notObject is the error of a record whose value is not an object, for a
-// table whose columns are its members.
-func (x *extractor) notObject(rec *connector.Record) error {
-	if v, _ := rec.Value(); v == nil {
-		return &RecordError{Err: errors.New("value is null, not a JSON object")}
-	}
-	return &RecordError{Err: errors.New("value is not a JSON object")}
 }
 
 // value is target t's value in rec, unconverted, and whether there is one;
@@ -249,10 +237,12 @@ func (x *extractor) value(rec *connector.Record, t *target, obj bool) (any, bool
 }
 
 // readMembers reads into x.mvals and x.mfound the members of rec's value
-// that the targets read, and reports whether the value is an object. A
-// value nobody has parsed yet is read with DecodeFields, which builds no
-// document and shares the value's bytes: the rows live no longer than the
-// batch, whose records hold those bytes unchanged.
+// that the targets read, and reports whether the value is an object; for
+// a table whose columns are the members, a value that is not one is the
+// record's error. A value nobody has parsed yet is read with
+// DecodeFields, which builds no document and shares the value's bytes:
+// the rows live no longer than the batch, whose records hold those bytes
+// unchanged.
 func (x *extractor) readMembers(rec *connector.Record) (bool, error) {
 	clear(x.mfound)
 	clear(x.mvals)
@@ -263,7 +253,7 @@ func (x *extractor) readMembers(rec *connector.Record) (bool, error) {
 		if v, _ := rec.Value(); v != nil {
 			ok, err := x.dec.DecodeFields(v, x.tbl.fields, x.mvals, x.mfound)
 			if err != nil {
-				return false, fmt.Errorf("value is not JSON: %w", err)
+				return false, &RecordError{Err: fmt.Errorf("value is not JSON: %w", err)}
 			}
 			if ok {
 				return true, nil
@@ -272,11 +262,17 @@ func (x *extractor) readMembers(rec *connector.Record) (bool, error) {
 	}
 	doc, err := rec.Doc()
 	if err != nil {
-		return false, err
+		return false, &RecordError{Err: err}
 	}
 	m, ok := doc.(map[string]any)
 	if !ok {
-		return false, nil
+		if !x.byName {
+			return false, nil
+		}
+		if v, _ := rec.Value(); v == nil {
+			return false, &RecordError{Err: errors.New("value is null, not a JSON object")}
+		}
+		return false, &RecordError{Err: errors.New("value is not a JSON object")}
 	}
 	for i, name := range x.tbl.members {
 		x.mvals[i], x.mfound[i] = m[name]
