@@ -60,6 +60,7 @@ kafka_max_connections: 50
 		KafkaMaxRequestBytes:   100 << 20,
 		KafkaMaxConnections:    kafkawire.DefaultMaxConnections,
 		Fsync:                  logstore.SyncPolicy{Mode: logstore.SyncAlways},
+		LogCacheWindow:         64 << 20,
 		HTTPMaxBodyBytes:       64 << 20,
 	}
 	cluster := func(brokers ...string) server.Options {
@@ -123,7 +124,7 @@ kafka_max_connections: 50
 		{name: "http max body not a size", args: []string{"--http-max-body", "lots"},
 			wantErr: `http max body "lots": want a number of bytes, optionally with KiB, MiB or GiB`},
 		{name: "unknown yaml key", args: []string{"--config", unknown},
-			wantErr: `config file ` + unknown + `: unknown key "http_adress" (known keys: auto_create_topics, data_dir, default_partitions, fsync, http_addr, http_max_body, kafka_addr, kafka_advertised_addr, kafka_brokers, kafka_max_connections, kafka_max_request_bytes, log_format, log_level)`},
+			wantErr: `config file ` + unknown + `: unknown key "http_adress" (known keys: auto_create_topics, data_dir, default_partitions, fsync, http_addr, http_max_body, kafka_addr, kafka_advertised_addr, kafka_brokers, kafka_max_connections, kafka_max_request_bytes, log_cache_window, log_format, log_level)`},
 
 		{name: "kafka listener settings in yaml", args: []string{"--config", kafkaYAML},
 			want: with(func(o *server.Options) {
@@ -171,6 +172,14 @@ kafka_max_connections: 50
 		{name: "bad fsync interval", args: []string{"--fsync", "interval:-1s"}, wantErr: `fsync policy "interval:-1s": want a positive duration`},
 		{name: "bad SLUICE_FSYNC", env: map[string]string{"SLUICE_FSYNC": "sometimes"}, wantErr: "(set by SLUICE_FSYNC)"},
 		{name: "bad fsync in yaml", args: []string{"--config", badFsync}, wantErr: "(set by config file " + badFsync + ")"},
+		{name: "log cache window off", args: []string{"--log-cache-window", "off"},
+			want: with(func(o *server.Options) { o.LogCacheWindow = -1 })},
+		{name: "log cache window from the environment", env: map[string]string{"SLUICE_LOG_CACHE_WINDOW": "1GiB"},
+			want: with(func(o *server.Options) { o.LogCacheWindow = 1 << 30 })},
+		{name: "log cache window too small", args: []string{"--log-cache-window", "4KiB"},
+			wantErr: `log cache window "4KiB": want 1MiB to 1024GiB, or off (set by --log-cache-window)`},
+		{name: "cluster mode with --log-cache-window", args: []string{"--kafka-brokers", "b:1", "--log-cache-window", "off"},
+			wantErr: `--log-cache-window applies only to embedded mode`},
 		{name: "bad --http-addr", args: []string{"--http-addr", "localhost"}, wantErr: `http address "localhost": want host:port`},
 		{name: "bad --kafka-addr", args: []string{"--kafka-addr", "127.0.0.1:99999"}, wantErr: `kafka address "127.0.0.1:99999": port must be a number`},
 		{name: "bad --log-format", args: []string{"--log-format", "xml"}, wantErr: `log format "xml": want text or json (set by --log-format)`},

@@ -34,6 +34,7 @@ type serveConfig struct {
 	KafkaMaxCon string
 	Brokers     string
 	Fsync       string
+	CacheWindow string
 	LogLevel    string
 	LogFormat   string
 
@@ -65,6 +66,8 @@ func newServeConfig() *serveConfig {
 			usage: "cluster mode: comma-separated host:port seed brokers of the Kafka cluster to run on, instead of the embedded log (no data directory, no Kafka listener)"},
 		{key: "fsync", def: "always", dst: &c.Fsync,
 			usage: "when appends are made durable: always (ack after fsync), interval:<duration> (e.g. interval:100ms) or never"},
+		{key: "log_cache_window", def: "64MiB", dst: &c.CacheWindow,
+			usage: "how much of the end of each partition stays in the page cache once durable; older data is handed back to the kernel and read from disk: bytes, or a number with KiB, MiB or GiB, or off to leave the page cache to the kernel"},
 		{key: "log_level", def: "info", dst: &c.LogLevel,
 			usage: "log level: debug, info, warn or error"},
 		{key: "log_format", def: "text", dst: &c.LogFormat,
@@ -185,6 +188,12 @@ func (c *serveConfig) embeddedOptions(bad func(*string, error) error) (server.Op
 	if err != nil {
 		return server.Options{}, bad(&c.Fsync, err)
 	}
+	var window int64 = -1
+	if c.CacheWindow != "off" {
+		if window, err = units.ParseByteSize(c.CacheWindow, 1<<20, 1<<40); err != nil {
+			return server.Options{}, bad(&c.CacheWindow, fmt.Errorf("log cache window %w, or off", err))
+		}
+	}
 	return server.Options{
 		DataDir:                 c.DataDir,
 		KafkaAddr:               c.KafkaAddr,
@@ -194,6 +203,7 @@ func (c *serveConfig) embeddedOptions(bad func(*string, error) error) (server.Op
 		KafkaMaxRequestBytes:    int(maxReq),
 		KafkaMaxConnections:     maxConns,
 		Fsync:                   fsync,
+		LogCacheWindow:          window,
 	}, nil
 }
 
@@ -203,7 +213,7 @@ func (c *serveConfig) embeddedOptions(bad func(*string, error) error) (server.Op
 // directory that silently stays empty, would be found out only in
 // production.
 func (c *serveConfig) clusterOptions(bad func(*string, error) error) (server.Options, error) {
-	for _, dst := range []*string{&c.KafkaAddr, &c.KafkaAdv, &c.AutoCreate, &c.DefaultPart, &c.KafkaMaxReq, &c.KafkaMaxCon, &c.DataDir, &c.Fsync} {
+	for _, dst := range []*string{&c.KafkaAddr, &c.KafkaAdv, &c.AutoCreate, &c.DefaultPart, &c.KafkaMaxReq, &c.KafkaMaxCon, &c.DataDir, &c.Fsync, &c.CacheWindow} {
 		if c.settings.explicit(dst) {
 			return server.Options{}, fmt.Errorf("%s applies only to embedded mode, not with %s: cluster mode keeps no data directory and has no Kafka listener (Kafka clients connect to the brokers)",
 				c.settings.describe(dst), c.settings.describe(&c.Brokers))

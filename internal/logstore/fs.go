@@ -37,6 +37,10 @@ type File interface {
 	Sync() error
 	Truncate(size int64) error
 	Stat() (os.FileInfo, error)
+	// Evict advises that the range [off, off+n), already durable, will not
+	// be read soon, so that its cached pages can be reused. The data stays
+	// readable; the advice may be ignored.
+	Evict(off, n int64) error
 }
 
 // OSFS is the operating system's file system.
@@ -54,6 +58,13 @@ func (f osFile) Sync() error {
 			return nil
 		}
 	}
+}
+
+func (f osFile) Evict(off, n int64) error {
+	if err := unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED); err != nil {
+		return &os.PathError{Op: "fadvise", Path: f.Name(), Err: err}
+	}
+	return nil
 }
 
 // OpenFile opens a file as os.OpenFile does.

@@ -45,6 +45,14 @@ func (p *Partition) flushSealed() {
 			return
 		}
 	}
+	if len(todo) > 0 {
+		// Under SyncNever this is the only time data becomes known to be
+		// durable, and so the only time it can leave the page cache.
+		p.mu.Lock()
+		evs := p.evictionsLocked()
+		p.mu.Unlock()
+		evict(evs)
+	}
 }
 
 // writeIndex writes a segment's index files; with syncData it also flushes

@@ -63,6 +63,14 @@ func ParseSyncPolicy(s string) (SyncPolicy, error) {
 	return SyncPolicy{}, fmt.Errorf("fsync policy %q: want always, never or interval:<duration>", s)
 }
 
+// DefaultCacheWindow is Options.CacheWindow's default: at the rate of
+// the whole disk (about 1 GB/s on the machines of docs/benchmarks.md) a
+// partition's window covers a few tenths of a second, which a consumer that
+// keeps up stays well inside, while a few dozen busy partitions still
+// recycle their pages within the second or two after which a virtual
+// machine may have returned freed memory to its host.
+const DefaultCacheWindow = 64 << 20
+
 // Catalog persists topic definitions. The log calls it to list topics at
 // open and to record creations, changes and deletions; a PutTopic or
 // DeleteTopic that returns nil must be durable.
@@ -100,6 +108,11 @@ type Options struct {
 	// producer that has stopped appending (Kafka's broker setting
 	// producer.id.expiration.ms). Default 24h.
 	ProducerIDExpiration time.Duration
+	// CacheWindow is how many bytes at the end of each partition stay in
+	// the page cache once durable (cache.go); older data is handed back
+	// to the kernel. Negative leaves the page cache to the kernel.
+	// Default DefaultCacheWindow.
+	CacheWindow int64
 }
 
 func (o *Options) setDefaults() error {
@@ -126,6 +139,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CacheWindow == 0 {
+		o.CacheWindow = DefaultCacheWindow
 	}
 	if o.RecoveryParallelism <= 0 {
 		o.RecoveryParallelism = 4

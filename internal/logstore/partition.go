@@ -355,8 +355,10 @@ func (p *Partition) syncNow() error {
 		return err
 	}
 	p.advanceHW(target)
+	evs := p.evictionsLocked()
 	p.mu.Unlock()
 	p.finishSync(target)
+	evict(evs)
 	return nil
 }
 

@@ -63,6 +63,9 @@ type segment struct {
 	// durableSize and durableNext describe the prefix known to be fsynced.
 	durableSize int64
 	durableNext int64
+	// evicted is how much of the segment's start was handed back to the
+	// page cache (cache.go).
+	evicted int64
 	// sealed segments take no more appends; indexDurable is set once a
 	// sealed segment's data and index files are flushed, which lets the
 	// recovery checkpoint move past it.

@@ -113,6 +113,10 @@ type Options struct {
 	// Fsync is the log's durability policy. The zero value is
 	// logstore.SyncAlways.
 	Fsync logstore.SyncPolicy
+	// LogCacheWindow is how much of each partition's end stays in the page
+	// cache (logstore.Options.CacheWindow): 0 is the log's default,
+	// negative leaves the page cache to the kernel.
+	LogCacheWindow int64
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// ShutdownTimeout bounds how long Run lets in-flight HTTP requests finish
@@ -347,11 +351,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if s.log, err = logstore.Open(ctx, logstore.Options{
-		Dir:        filepath.Join(dataDir, LogDir),
-		Catalog:    s.meta,
-		Sync:       s.opts.Fsync,
-		Logger:     s.logger,
-		Registerer: s.reg,
+		Dir:         filepath.Join(dataDir, LogDir),
+		Catalog:     s.meta,
+		Sync:        s.opts.Fsync,
+		CacheWindow: s.opts.LogCacheWindow,
+		Logger:      s.logger,
+		Registerer:  s.reg,
 	}); err != nil {
 		return err
 	}
