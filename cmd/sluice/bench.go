@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -160,6 +162,7 @@ func newBenchProduceCommand() *cobra.Command {
 	var k bench.KafkaProduceOptions
 	var useHTTP, useKafka bool
 	var fsync, brokers, cpuprofile string
+	var inProcess bool
 	var baselineMiB int64
 	cmd := &cobra.Command{
 		Use:   "produce --http | --kafka",
@@ -182,9 +185,9 @@ With --kafka: --producers franz-go clients produce --record-bytes-byte
 incompressible values without keys to a new topic of --partitions
 partitions, for --duration (or --records records in all), as fast as the
 broker takes them or at a constant --rate (latency then counts from each
-record's intended send time). The broker is a Sluice Kafka listener
-started in this process over a scratch directory with --fsync, unless
---brokers names one. --fsync-baseline also measures, in the same runs, the
+record's intended send time). The broker is sluice serve (this binary) in
+a process of its own over a scratch directory with --fsync (in this
+process with --in-process), unless --brokers names one. --fsync-baseline also measures, in the same runs, the
 raw write+fdatasync bandwidth of the scratch directory's disk and reports
 the ratio. The report gives records/s, MB/s of values and p50, p99 and
 p99.9 produce latency, per run and as medians over --runs.
@@ -215,6 +218,9 @@ fails on speed.`,
 				return err
 			}
 			k.Dir, k.Fsync, k.Brokers = o.Dir, pol, splitBrokers(brokers)
+			if k.Exec, err = benchExec(inProcess, k.Brokers); err != nil {
+				return err
+			}
 			k.FsyncBaselineBytes = baselineMiB << 20
 			k.Out = cmd.OutOrStdout()
 			return withCPUProfile(cpuprofile, &k.CPUProfile, func() error {
@@ -236,7 +242,7 @@ fails on speed.`,
 	f.IntVar(&k.Partitions, "partitions", 0, "partitions of the benchmark topic (default 4 with --http, 6 with --kafka)")
 	f.DurationVar(&k.Duration, "duration", 10*time.Second, "how long each run lasts")
 	f.IntVar(&k.Runs, "runs", 3, "runs (with --http, rounds of both runs, alternating which goes first); medians are reported")
-	kafkaTargetFlags(f, &brokers)
+	kafkaTargetFlags(f, &brokers, &inProcess)
 	kafkaGeneratorFlags(f, &k, 1024)
 	f.Int64Var(&k.Records, "records", 0, "--kafka: records per run in all, instead of --duration")
 	f.Float64Var(&k.Rate, "rate", 0, "--kafka: constant load in records/s in all (default: as fast as possible)")
@@ -250,6 +256,7 @@ func newBenchConsumeCommand() *cobra.Command {
 	var o bench.KafkaConsumeOptions
 	var useKafka bool
 	var fsync, brokers, cpuprofile string
+	var inProcess bool
 	cmd := &cobra.Command{
 		Use:   "consume --kafka",
 		Short: "Benchmark consuming over the Kafka protocol",
@@ -258,9 +265,9 @@ partitions is filled with --records records of --record-bytes incompressible
 bytes by the produce generator (same flags as bench produce --kafka), then
 read whole from its start --runs times by --consumers franz-go clients,
 the partitions assigned to them round-robin without a group. Reads come
-from the page cache when the topic fits in memory. The broker is a Sluice
-Kafka listener started in this process over a scratch directory with
---fsync, unless --brokers names one. The report gives records/s and MB/s
+from the page cache when the topic fits in memory. The broker is sluice
+serve (this binary) in a process of its own over a scratch directory with
+--fsync (in this process with --in-process), unless --brokers names one. The report gives records/s and MB/s
 of values, per run and as medians. Nothing passes or fails on speed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -272,6 +279,9 @@ of values, per run and as medians. Nothing passes or fails on speed.`,
 				return fmt.Errorf("--fsync: %w", err)
 			}
 			o.Fsync, o.Brokers = pol, splitBrokers(brokers)
+			if o.Exec, err = benchExec(inProcess, o.Brokers); err != nil {
+				return err
+			}
 			o.Out = cmd.OutOrStdout()
 			return withCPUProfile(cpuprofile, &o.CPUProfile, func() error {
 				_, err := bench.KafkaConsume(cmd.Context(), o)
@@ -283,7 +293,7 @@ of values, per run and as medians. Nothing passes or fails on speed.`,
 	f.BoolVar(&useKafka, "kafka", false, "consume over the Kafka protocol with franz-go clients")
 	f.StringVar(&o.Dir, "dir", "", "scratch directory for the data (default: a new temporary directory)")
 	f.StringVar(&fsync, "fsync", "always", "fsync policy of the embedded server: always, never or interval:<duration>")
-	kafkaTargetFlags(f, &brokers)
+	kafkaTargetFlags(f, &brokers, &inProcess)
 	kafkaGeneratorFlags(f, &o.Fill, 100)
 	f.Int64Var(&o.Fill.Records, "records", 10_000_000, "records the topic is filled with")
 	f.IntVar(&o.Fill.Partitions, "partitions", 6, "partitions of the benchmark topic")
@@ -298,6 +308,7 @@ of values, per run and as medians. Nothing passes or fails on speed.`,
 func newBenchKafkaCommand() *cobra.Command {
 	var o bench.KafkaSuiteOptions
 	var fsync, brokers string
+	var inProcess bool
 	var baselineMiB int64
 	cmd := &cobra.Command{
 		Use:   "kafka",
@@ -313,8 +324,9 @@ func newBenchKafkaCommand() *cobra.Command {
     of 2, with latency from each record's intended send time: p99.
 
 The generator flags are those of bench produce --kafka and apply to every
-phase. The broker is a Sluice Kafka listener started in this process over
-a scratch directory with --fsync, unless --brokers names one. Output is
+phase. The broker is sluice serve (this binary) in a process of its own
+over a scratch directory with --fsync (in this process with --in-process),
+unless --brokers names one. Output is
 Markdown, as recorded in docs/benchmarks.md. Nothing passes or fails on
 speed.`,
 		Args: cobra.NoArgs,
@@ -324,6 +336,9 @@ speed.`,
 				return fmt.Errorf("--fsync: %w", err)
 			}
 			o.Fsync, o.Brokers = pol, splitBrokers(brokers)
+			if o.Exec, err = benchExec(inProcess, o.Brokers); err != nil {
+				return err
+			}
 			o.Produce.FsyncBaselineBytes = baselineMiB << 20
 			o.Out = cmd.OutOrStdout()
 			_, err = bench.KafkaSuite(cmd.Context(), o)
@@ -333,7 +348,7 @@ speed.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Dir, "dir", "", "scratch directory for the data and the fsync baseline (default: a new temporary directory)")
 	f.StringVar(&fsync, "fsync", "always", "fsync policy of the embedded server: always, never or interval:<duration>")
-	kafkaTargetFlags(f, &brokers)
+	kafkaTargetFlags(f, &brokers, &inProcess)
 	kafkaGeneratorFlags(f, &o.Produce, 0)
 	f.IntVar(&o.Produce.Partitions, "partitions", 6, "partitions of the benchmark topics")
 	f.DurationVar(&o.Produce.Duration, "duration", 10*time.Second, "how long each produce run lasts")
@@ -348,8 +363,26 @@ speed.`,
 	return cmd
 }
 
-func kafkaTargetFlags(f *pflag.FlagSet, brokers *string) {
-	f.StringVar(brokers, "brokers", "", "host:port[,host:port...] of a running Sluice or Kafka to load (default: start a Sluice Kafka listener in this process)")
+func kafkaTargetFlags(f *pflag.FlagSet, brokers *string, inProcess *bool) {
+	f.StringVar(brokers, "brokers", "", "host:port[,host:port...] of a running Sluice or Kafka to load (default: start sluice serve, this binary, in a process of its own)")
+	f.BoolVar(inProcess, "in-process", false, "run the broker in this process instead, so that --cpuprofile covers it too (labelled sluice_bench=server)")
+}
+
+// benchExec is the binary the Kafka benchmarks run `serve` from: this
+// one, found as it was invoked (so that a test binary standing in for
+// sluice is found as sluice), or "" for a broker in this process.
+func benchExec(inProcess bool, brokers []string) (string, error) {
+	if inProcess || len(brokers) > 0 {
+		return "", nil
+	}
+	if exe, err := exec.LookPath(os.Args[0]); err == nil {
+		return filepath.Abs(exe)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find this binary to run the broker from (or pass --in-process): %w", err)
+	}
+	return exe, nil
 }
 
 // kafkaGeneratorFlags registers the produce generator's settings; a
