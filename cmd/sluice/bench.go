@@ -263,11 +263,12 @@ func newBenchConsumeCommand() *cobra.Command {
 		Long: `Benchmark consuming over the Kafka protocol: a new topic of --partitions
 partitions is filled with --records records of --record-bytes incompressible
 bytes by the produce generator (same flags as bench produce --kafka), then
-read whole from its start --runs times by --consumers franz-go clients,
-the partitions assigned to them round-robin without a group. Reads come
-from the page cache when the topic fits in memory. The broker is sluice
-serve (this binary) in a process of its own over a scratch directory with
---fsync (in this process with --in-process), unless --brokers names one. The report gives records/s and MB/s
+read whole from its start by --consumers franz-go clients, the partitions
+assigned to them round-robin without a group: once untimed, which brings
+the topic into the page cache when it fits in memory, then --runs times.
+The broker is sluice serve (this binary) in a process of its own over a
+scratch directory with --fsync (in this process with --in-process),
+unless --brokers names one. The report gives records/s and MB/s
 of values, per run and as medians. Nothing passes or fails on speed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
