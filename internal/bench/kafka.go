@@ -523,6 +523,10 @@ func produceOnce(ctx context.Context, b *kafkaBroker, o KafkaProduceOptions, top
 		}
 		wg.Go(func() {
 			var now time.Time
+			// One timer for all the waits: at a constant rate a producer
+			// waits tens of thousands of times a second.
+			wake := time.NewTimer(time.Hour)
+			defer wake.Stop()
 			for k := int64(0); n < 0 || k < n; k++ {
 				if k%clockEvery == 0 {
 					now = time.Now()
@@ -540,8 +544,9 @@ func produceOnce(ctx context.Context, b *kafkaBroker, o KafkaProduceOptions, top
 						// Wake-ups are coarse; records whose time has come
 						// during an oversleep go out at once, stamped with
 						// their intended time.
+						wake.Reset(d)
 						select {
-						case <-time.After(d):
+						case <-wake.C:
 						case <-ctx.Done():
 							return
 						}
