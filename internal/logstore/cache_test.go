@@ -154,3 +154,40 @@ func TestCacheWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheWindowAfterReopen checks that a reopened log leaves what it
+// recovered to the kernel and applies the window to what it writes next.
+func TestCacheWindowAfterReopen(t *testing.T) {
+	fs := &evictFS{}
+	tl := openTestLog(t, Options{FS: fs, CacheWindow: 1 << 20})
+	tl.create("t", 1, map[string]string{"segment.bytes": "3145728"})
+	appendN := func(tl *testLog, n, seq int) {
+		p := tl.part("t", 0)
+		for i := 0; i < n; i++ {
+			if _, err := p.Append(context.Background(), makeBatch(1, 64<<10, 1, seq+i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendN(tl, 100, 0)
+	tl = tl.reopen()
+	fs.mu.Lock()
+	before := len(fs.evicted)
+	fs.evicted = nil
+	fs.mu.Unlock()
+	if before == 0 {
+		t.Fatal("nothing was evicted before the restart")
+	}
+	appendN(tl, 1, 100)
+	fs.mu.Lock()
+	if len(fs.evicted) != 0 {
+		t.Fatalf("the first append after reopening evicted %v, recovered data", fs.evicted)
+	}
+	fs.mu.Unlock()
+	appendN(tl, 150, 101)
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if len(fs.evicted) == 0 {
+		t.Fatal("nothing written after reopening was evicted")
+	}
+}

@@ -149,6 +149,10 @@ func (p *Partition) recover(cp *checkpointEntry, clean bool) error {
 	p.segs[len(p.segs)-1].sealed = false
 	for i, s := range p.segs {
 		s.durableSize, s.durableNext = s.size.Load(), s.next
+		// What was there before the restart is left to the kernel: it may
+		// still be cached for the consumers catching up now. The cache
+		// window applies to what is written from here on.
+		s.evicted = s.durableSize
 		if s.sealed && i < len(p.segs)-1 {
 			s.idx.seal()
 		}
