@@ -59,8 +59,9 @@ type KafkaProduceOptions struct {
 	// every record it held up (no coordinated omission).
 	Rate float64
 	// FsyncBaseline makes every run also measure the raw sequential
-	// write+fdatasync bandwidth in Dir (RawFsync, 1 MiB writes), and
-	// report the produce bandwidth as a ratio to it.
+	// write+fdatasync bandwidth in Dir (RawFsync, 1 MiB writes), half
+	// just before the run and half just after, and report the produce
+	// bandwidth as a ratio to it.
 	FsyncBaseline bool
 	// FsyncBaselineBytes is how much the baseline writes a run [256 MiB].
 	FsyncBaselineBytes int64
@@ -272,35 +273,35 @@ func produceRuns(ctx context.Context, b *kafkaBroker, o KafkaProduceOptions, top
 	rep := &KafkaReport{}
 	for i := 0; i < o.Runs; i++ {
 		topic := fmt.Sprintf("%s-%d-%d", topicPrefix, time.Now().UnixNano(), i)
-		var (
-			run KafkaRun
-			raw float64
-		)
-		produce := func() (err error) {
-			run, err = produceOnce(ctx, b, o, topic, pool, true)
-			return err
-		}
-		baseline := func() (err error) {
-			if o.FsyncBaseline {
-				raw, err = RawFsync(b.dir, mib, o.FsyncBaselineBytes)
-				if err != nil {
-					return fmt.Errorf("raw fsync baseline: %w", err)
-				}
+		// The baseline brackets the run, half before and half after, so
+		// that it measures the disk as it was around the run (a shared
+		// disk drifts, and whichever runs second tends to be favoured).
+		var rawSeconds float64
+		baseline := func(n int64) error {
+			if !o.FsyncBaseline || n <= 0 {
+				return nil
 			}
+			raw, err := RawFsync(b.dir, mib, n)
+			if err != nil {
+				return fmt.Errorf("raw fsync baseline: %w", err)
+			}
+			rawSeconds += float64(n) / raw
 			return nil
 		}
-		// A shared disk favours whichever runs second; alternate.
-		first, second := baseline, produce
-		if i%2 == 1 {
-			first, second = produce, baseline
-		}
-		if err := first(); err != nil {
+		half := o.FsyncBaselineBytes / 2 / int64(mib) * int64(mib)
+		if err := baseline(half); err != nil {
 			return nil, err
 		}
-		if err := second(); err != nil {
+		run, err := produceOnce(ctx, b, o, topic, pool, true)
+		if err != nil {
 			return nil, err
 		}
-		run.RawFsync = raw
+		if err := baseline(o.FsyncBaselineBytes - half); err != nil {
+			return nil, err
+		}
+		if o.FsyncBaseline {
+			run.RawFsync = float64(o.FsyncBaselineBytes) / rawSeconds
+		}
 		rep.Runs = append(rep.Runs, run)
 		fmt.Fprintf(o.Out, "- run %d: %s\n", i+1, describeProduceRun(run))
 	}

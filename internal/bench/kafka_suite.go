@@ -93,7 +93,7 @@ func KafkaSuite(ctx context.Context, o KafkaSuiteOptions) (*KafkaSuiteReport, er
 
 		large := o.Produce
 		large.RecordBytes, large.FsyncBaseline = o.LargeRecordBytes, true
-		fmt.Fprintf(w, "\n## Produce %d-byte records, with the raw fsync baseline\n\n- generator: %s\n- baseline: %d MiB written sequentially to one file in the scratch directory, 1 MiB a write, each followed by fdatasync, before or after each run (alternating)\n\n",
+		fmt.Fprintf(w, "\n## Produce %d-byte records, with the raw fsync baseline\n\n- generator: %s\n- baseline: %d MiB written sequentially to one file in the scratch directory, 1 MiB a write, each followed by fdatasync, half before and half after each run\n\n",
 			large.RecordBytes, large.describe(), large.FsyncBaselineBytes>>20)
 		if rep.Large, err = produceRuns(ctx, b, large, "bench-large"); err != nil {
 			return fmt.Errorf("produce %d-byte records: %w", large.RecordBytes, err)
