@@ -226,8 +226,11 @@ func pipelineRun(ctx context.Context, o PipelineOptions, dir string, run int) ([
 		for _, ph := range phases {
 			// Each phase starts from a checkpointed server, so that one
 			// phase's WAL is not flushed during the next.
-			if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+ph.table+"; CREATE TABLE "+ph.table+benchColumns+"; CHECKPOINT"); err != nil {
-				return out, fmt.Errorf("create %s: %w", ph.table, err)
+			if err := createBenchTable(ctx, conn, ph.table); err != nil {
+				return out, err
+			}
+			if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+				return out, fmt.Errorf("checkpoint: %w", err)
 			}
 			var r PipelineRun
 			if ph.delivery == "" {
@@ -269,10 +272,16 @@ func pipelineRun(ctx context.Context, o PipelineOptions, dir string, run int) ([
 	return out, nil
 }
 
-// benchColumns are the tables' columns. Autovacuum is off for them: its
-// worker wakes once a minute and would work on whichever phase's table it
-// found then, slowing that phase alone.
-const benchColumns = " (id bigint, name text, amount double precision, note text) WITH (autovacuum_enabled = false)"
+// createBenchTable creates table afresh. Autovacuum is off for the
+// benchmark's tables: its worker wakes once a minute and would work on
+// whichever phase's table it found then, slowing that phase alone.
+func createBenchTable(ctx context.Context, conn *pgx.Conn, table string) error {
+	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table+"; CREATE TABLE "+table+
+		" (id bigint, name text, amount double precision, note text) WITH (autovacuum_enabled = false)"); err != nil {
+		return fmt.Errorf("create %s: %w", table, err)
+	}
+	return nil
+}
 
 // warmUp copies the rows once, untimed, before the first run: the first
 // phase of an invocation otherwise meets a server (and a machine) that has
@@ -285,8 +294,8 @@ func warmUp(ctx context.Context, o PipelineOptions) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	const table = "sluice_bench_warmup"
-	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table+"; CREATE TABLE "+table+benchColumns); err != nil {
-		return fmt.Errorf("create %s: %w", table, err)
+	if err := createBenchTable(ctx, conn, table); err != nil {
+		return err
 	}
 	if _, err := rawCopy(ctx, conn, table, o); err != nil {
 		return fmt.Errorf("warm-up: %w", err)

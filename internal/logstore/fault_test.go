@@ -30,6 +30,19 @@ type faultFS struct {
 	failSync atomic.Bool
 	readOnly atomic.Bool
 	syncs    atomic.Int64
+
+	mu      sync.Mutex
+	evicted map[string][][2]int64 // file name -> ranges handed back, in call order
+}
+
+// takeEvicted returns the ranges handed back to the page cache so far and
+// forgets them.
+func (fs *faultFS) takeEvicted() map[string][][2]int64 {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	e := fs.evicted
+	fs.evicted = nil
+	return e
 }
 
 func newFaultFS() *faultFS {
@@ -46,7 +59,7 @@ func (fs *faultFS) OpenFile(name string, flag int, perm os.FileMode) (File, erro
 	if err != nil {
 		return nil, err
 	}
-	return &faultFile{File: f, fs: fs}, nil
+	return &faultFile{File: f, fs: fs, name: filepath.Base(name)}, nil
 }
 
 func (fs *faultFS) MkdirAll(path string, perm os.FileMode) error {
@@ -78,7 +91,18 @@ func (fs *faultFS) RemoveAll(path string) error {
 
 type faultFile struct {
 	File
-	fs *faultFS
+	fs   *faultFS
+	name string
+}
+
+func (f *faultFile) Evict(off, n int64) error {
+	f.fs.mu.Lock()
+	if f.fs.evicted == nil {
+		f.fs.evicted = map[string][][2]int64{}
+	}
+	f.fs.evicted[f.name] = append(f.fs.evicted[f.name], [2]int64{off, off + n})
+	f.fs.mu.Unlock()
+	return f.File.Evict(off, n)
 }
 
 func (f *faultFile) WriteAt(b []byte, off int64) (int, error) {
