@@ -413,6 +413,18 @@ type producer struct {
 // against latencies of milliseconds.
 const clockEvery = 16
 
+// paceQuantum is the shortest sleep of a constant-rate producer. At
+// hundreds of thousands of records a second a producer is a few
+// microseconds ahead of its schedule after almost every record; sleeping
+// each time meant about 75,000 wake-ups a second per producer, and the
+// timers and goroutine switches took a third of the generator's CPU on a
+// 2-core VM, CPU the broker beside it then lacked (docs/benchmarks.md).
+// Sleeping in quanta sends bursts of a few hundred records instead; the
+// records of a burst count their latency from their intended times, so
+// the quantum adds to the measured latency (up to its length), never
+// hides any.
+const paceQuantum = 250 * time.Microsecond
+
 // clockTick is the resolution of the promises' clock: a record's latency
 // is off by at most half of it, against latencies of milliseconds.
 const clockTick = 200 * time.Microsecond
@@ -542,10 +554,10 @@ func produceOnce(ctx context.Context, b *kafkaBroker, o KafkaProduceOptions, top
 						now = time.Now()
 					}
 					if d := t.Sub(now); d > 0 {
-						// Wake-ups are coarse; records whose time has come
-						// during an oversleep go out at once, stamped with
-						// their intended time.
-						wake.Reset(d)
+						// Sleep at least paceQuantum, and send the records
+						// whose time came meanwhile at once, stamped with
+						// their intended times (as after any oversleep).
+						wake.Reset(max(d, paceQuantum))
 						select {
 						case <-wake.C:
 						case <-ctx.Done():
