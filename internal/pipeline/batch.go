@@ -149,6 +149,10 @@ type batchRunner struct {
 	// requests carries a run that StartRun recorded to the loop; begin
 	// admits one run at a time, so it never holds more than one.
 	requests chan *Run
+	// leftBehind is the run that did not complete before this runner
+	// started (a crash, a restart, a failure), which the loop attempts
+	// again first; set before the runner is shared, read by the loop only.
+	leftBehind *Run
 
 	// startMu orders the starts of runs; begin holds it while it resolves
 	// and records a run, so status reads activeID instead.
@@ -169,6 +173,13 @@ func newBatchRunner(r *runner, runs *runStore) (*batchRunner, error) {
 			return nil, fmt.Errorf("%w: schedule: %v", ErrInvalid, err)
 		}
 		b.sched = sched
+	}
+	// The run left behind is taken now, before StartRun can reach this
+	// runner: looked up by the loop, it could be a run that a StartRun
+	// had just recorded and handed to requests, executed twice.
+	if run, ok := runs.unfinished(r.name); ok {
+		b.leftBehind = &run
+		b.setActiveLocked(b.leftBehind)
 	}
 	return b, nil
 }

@@ -30,22 +30,9 @@ func (b *batchRunner) loop(ctx context.Context) {
 	r.mu.Unlock()
 	b.syncGroup(ctx)
 
-	// The unfinished run is looked up under startMu, as begin records a
-	// run: a StartRun that got in first has made its run active and handed
-	// it to requests, and that run must not be taken for one left behind
-	// and executed twice.
-	var resume *Run
-	b.startMu.Lock()
-	if b.active == nil {
-		if run, ok := b.runs.unfinished(r.name); ok {
-			resume = &run
-			b.setActiveLocked(resume)
-		}
-	}
-	b.startMu.Unlock()
-	if resume != nil && !b.paused {
-		r.log.Info("resuming a batch run that did not complete", "run", resume.ID, "state", resume.State, "attempt", resume.Attempt)
-		if !b.execute(ctx, resume, false) {
+	if run := b.leftBehind; run != nil && !b.paused {
+		r.log.Info("resuming a batch run that did not complete", "run", run.ID, "state", run.State, "attempt", run.Attempt)
+		if !b.execute(ctx, run, false) {
 			return
 		}
 	}
