@@ -519,8 +519,14 @@ func TestBatchRunsSurviveRestarts(t *testing.T) {
 		t.Fatalf("got run 2 %+v after the stop, want it still running", run)
 	}
 
-	ms2 := &memSink{}
+	// Run 2 is active from the new manager's start: a run asked for at
+	// once is refused rather than recorded over run 2's range.
+	ms2 := &memSink{block: make(chan struct{})}
 	e2 := newTestEnv(t, l, ms2)
+	if _, err := e2.mgr.StartRun(testCtx(t), "b", RunRequest{}); !errors.Is(err, ErrRunConflict) {
+		t.Fatalf("StartRun before run 2 completed: got %v, want ErrRunConflict", err)
+	}
+	close(ms2.block)
 	run := waitRun(t, e2.mgr, "b", 2, RunSucceeded)
 	if run.Attempt != 2 || run.Ranges[0] != (PartitionRange{From: 100, To: 150}) {
 		t.Fatalf("got run 2 %+v, want a second attempt of [100, 150)", run)
