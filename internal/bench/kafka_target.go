@@ -188,7 +188,12 @@ func startChildKafka(ctx context.Context, exe, dir string, fsync logstore.SyncPo
 				KafkaAddr string `json:"kafka_addr"`
 			}
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "ready" {
-				ready <- line.KafkaAddr
+				// Only the first is waited for; a second must not stop
+				// this loop, or the child's exit would never be seen.
+				select {
+				case ready <- line.KafkaAddr:
+				default:
+				}
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
