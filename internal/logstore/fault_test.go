@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -77,6 +78,13 @@ func (fs *faultFS) Rename(a, b string) error {
 		return &os.LinkError{Op: "rename", Old: a, New: b, Err: syscall.EROFS}
 	}
 	return fs.OSFS.Rename(a, b)
+}
+
+func (fs *faultFS) Link(a, b string) error {
+	if fs.readOnly.Load() {
+		return &os.LinkError{Op: "link", Old: a, New: b, Err: syscall.EROFS}
+	}
+	return fs.OSFS.Link(a, b)
 }
 
 func (fs *faultFS) RemoveAll(path string) error {
@@ -424,5 +432,177 @@ func TestReadOnlyDataDirectory(t *testing.T) {
 	tl2 := openTestLog(t, tl.opts)
 	if got := readAllBatches(t, tl2.part("t", 0), 0); len(got) != 3 {
 		t.Fatalf("got %d batches, want 3", len(got))
+	}
+}
+
+// TestReadRefusesBatchPastSegmentEnd checks that a stored batch whose
+// length field, damaged after it was checked, runs past the end of its
+// segment is reported as corruption rather than read as the end of the log,
+// which would leave a consumer polling the same offset for ever.
+func TestReadRefusesBatchPastSegmentEnd(t *testing.T) {
+	for _, at := range []int{0, 3} {
+		t.Run(strconv.Itoa(at), func(t *testing.T) {
+			tl := openTestLog(t, Options{})
+			tl.create("t", 1, nil)
+			want := appendN(t, tl.part("t", 0), 20, 0)
+			if err := tl.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// The clean reopen trusts the segment, as it trusts any
+			// prefix the checkpoint vouches for.
+			path := segmentPath(tl, "t", 0, 0)
+			data, _ := os.ReadFile(path)
+			data[at*len(want[0])+record.LengthPrefix-3] ^= 0x10 // batchLength grows by 1 MiB
+			_ = os.WriteFile(path, data, 0o644)
+
+			tl2 := openTestLog(t, tl.opts)
+			p := tl2.part("t", 0)
+			off := int64(at * 5)
+			res, err := p.Read(context.Background(), off, 1<<10, nil)
+			var ce *CorruptionError
+			if !errors.As(err, &ce) {
+				t.Fatalf("read at %d: got %d bytes up to %d, %v; want a CorruptionError", off, len(res.Batches), res.NextOffset, err)
+			}
+		})
+	}
+}
+
+// stopFS lets the first n changes to the file system through and refuses
+// every one after, as if the process had died there: what is on disk is
+// what the next open, through the real file system, finds.
+type stopFS struct {
+	OSFS
+	left atomic.Int64
+}
+
+var errStopped = errors.New("stopped")
+
+func (fs *stopFS) change() error {
+	if fs.left.Add(-1) < 0 {
+		return errStopped
+	}
+	return nil
+}
+
+func (fs *stopFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	if flag&(os.O_WRONLY|os.O_RDWR|os.O_CREATE|os.O_TRUNC) != 0 {
+		if err := fs.change(); err != nil {
+			return nil, err
+		}
+	}
+	f, err := fs.OSFS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &stopFile{File: f, fs: fs}, nil
+}
+
+func (fs *stopFS) Remove(name string) error {
+	if err := fs.change(); err != nil {
+		return err
+	}
+	return fs.OSFS.Remove(name)
+}
+
+func (fs *stopFS) RemoveAll(path string) error {
+	if err := fs.change(); err != nil {
+		return err
+	}
+	return fs.OSFS.RemoveAll(path)
+}
+
+func (fs *stopFS) Rename(a, b string) error {
+	if err := fs.change(); err != nil {
+		return err
+	}
+	return fs.OSFS.Rename(a, b)
+}
+
+func (fs *stopFS) Link(a, b string) error {
+	if err := fs.change(); err != nil {
+		return err
+	}
+	return fs.OSFS.Link(a, b)
+}
+
+func (fs *stopFS) MkdirAll(path string, perm os.FileMode) error {
+	if err := fs.change(); err != nil {
+		return err
+	}
+	return fs.OSFS.MkdirAll(path, perm)
+}
+
+func (fs *stopFS) SyncDir(path string) error {
+	if err := fs.change(); err != nil {
+		return err
+	}
+	return fs.OSFS.SyncDir(path)
+}
+
+type stopFile struct {
+	File
+	fs *stopFS
+}
+
+func (f *stopFile) WriteAt(b []byte, off int64) (int, error) {
+	if err := f.fs.change(); err != nil {
+		return 0, err
+	}
+	return f.File.WriteAt(b, off)
+}
+
+func (f *stopFile) Truncate(size int64) error {
+	if err := f.fs.change(); err != nil {
+		return err
+	}
+	return f.File.Truncate(size)
+}
+
+func (f *stopFile) Sync() error {
+	if err := f.fs.change(); err != nil {
+		return err
+	}
+	return f.File.Sync()
+}
+
+// TestQuarantineInterrupted checks that recovery stopped at any step of
+// quarantining a damaged segment leaves the segment's sound prefix in
+// place for the next open, never only in the quarantined copy.
+func TestQuarantineInterrupted(t *testing.T) {
+	for n := int64(0); ; n++ {
+		dir := t.TempDir()
+		cat := newMemCatalog()
+		tl := openTestLog(t, Options{Dir: dir, Catalog: cat, CheckpointInterval: time.Hour})
+		tl.create("t", 1, nil)
+		want := appendN(t, tl.part("t", 0), 20, 0)
+		tl.crash()
+		path := segmentPath(tl, "t", 0, 0)
+		data, _ := os.ReadFile(path)
+		data[10*len(want[0])+len(want[0])-7] ^= 0x10 // inside batch 10
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+
+		fsys := &stopFS{}
+		fsys.left.Store(n)
+		l, err := Open(context.Background(), Options{Dir: dir, Catalog: cat, FS: fsys, Logger: quietLogger(), CheckpointInterval: time.Hour})
+		if err == nil {
+			_ = l.Close()
+			if n < 5 {
+				t.Fatalf("open succeeded after %d changes to the file system; the test expects more", n)
+			}
+			return // every step has been interrupted once
+		}
+		tl2 := openTestLog(t, Options{Dir: dir, Catalog: cat, CheckpointInterval: time.Hour})
+		got := readAllBatches(t, tl2.part("t", 0), 0)
+		if len(got) < 10 {
+			t.Fatalf("open stopped after %d changes: the next open reads %d batches, want the 10 before the damage", n, len(got))
+		}
+		for i := range 10 {
+			if !bytes.Equal(got[i][record.LengthPrefix:], want[i][record.LengthPrefix:]) {
+				t.Fatalf("open stopped after %d changes: batch %d differs", n, i)
+			}
+		}
+		_ = tl2.Close()
 	}
 }

@@ -18,6 +18,9 @@ type FS interface {
 	Remove(name string) error
 	RemoveAll(path string) error
 	Rename(oldpath, newpath string) error
+	// Link gives a file a second name (a hard link) on the same file
+	// system.
+	Link(oldname, newname string) error
 	MkdirAll(path string, perm os.FileMode) error
 	ReadDir(name string) ([]os.DirEntry, error)
 	Stat(name string) (os.FileInfo, error)
@@ -84,6 +87,9 @@ func (OSFS) RemoveAll(path string) error { return os.RemoveAll(path) }
 
 // Rename renames atomically within one file system.
 func (OSFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
+
+// Link creates a hard link.
+func (OSFS) Link(oldname, newname string) error { return os.Link(oldname, newname) }
 
 // MkdirAll creates a directory and its parents.
 func (OSFS) MkdirAll(path string, perm os.FileMode) error { return os.MkdirAll(path, perm) }

@@ -408,6 +408,10 @@ func (l *Log) syncTopicDirs(name string) error {
 // callers return ErrClosed from then on.
 func (l *Log) DeleteTopic(ctx context.Context, name string) error {
 	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
 	t, ok := l.topics[name]
 	if !ok {
 		l.mu.Unlock()
@@ -420,17 +424,21 @@ func (l *Log) DeleteTopic(ctx context.Context, name string) error {
 		return fmt.Errorf("delete topic %q: %w", name, err)
 	}
 	delete(l.topics, name)
-	l.mu.Unlock()
+	// The directory leaves topics/ before the name is free again: a topic
+	// created under it meanwhile would open the old partitions' segments
+	// as its own, and the rename would then take its files away.
 	for _, p := range t.parts {
 		_ = p.close(false)
 	}
 	l.metrics.dropTopic(name)
 	trash := filepath.Join(l.dir, trashDir)
 	dst := filepath.Join(trash, fmt.Sprintf("%s-%x", name, t.spec.ID))
-	if err := l.fs.MkdirAll(trash, 0o755); err != nil {
-		return fmt.Errorf("delete topic %q: %w", name, err)
+	err := l.fs.MkdirAll(trash, 0o755)
+	if err == nil {
+		err = l.fs.Rename(filepath.Join(l.dir, topicsDir, name), dst)
 	}
-	if err := l.fs.Rename(filepath.Join(l.dir, topicsDir, name), dst); err != nil {
+	l.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("delete topic %q: %w", name, err)
 	}
 	if err := l.fs.RemoveAll(dst); err != nil {
@@ -444,6 +452,9 @@ func (l *Log) DeleteTopic(ctx context.Context, name string) error {
 func (l *Log) AlterTopicConfig(ctx context.Context, name string, config map[string]string) (topic.Spec, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return topic.Spec{}, ErrClosed
+	}
 	t, ok := l.topics[name]
 	if !ok {
 		return topic.Spec{}, fmt.Errorf("alter topic %q: %w", name, ErrUnknownTopic)
@@ -470,6 +481,9 @@ func (l *Log) AlterTopicConfig(ctx context.Context, name string, config map[stri
 func (l *Log) AddPartitions(ctx context.Context, name string, total int32) (topic.Spec, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return topic.Spec{}, ErrClosed
+	}
 	t, ok := l.topics[name]
 	if !ok {
 		return topic.Spec{}, fmt.Errorf("add partitions to %q: %w", name, ErrUnknownTopic)

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -441,5 +445,234 @@ func TestUnsyncedListBounded(t *testing.T) {
 				t.Errorf("got %d segments waiting for fsync after flushing the sealed ones, want at most the active one", unsynced)
 			}
 		})
+	}
+}
+
+// TestRolledSegmentFlushedAfterCleanReopen checks that the segment that was
+// active at a clean close, whose index the reopen loaded from its files, is
+// flushed and gets its index rewritten once it rolls: until then the
+// recovery checkpoint must not move past it.
+func TestRolledSegmentFlushedAfterCleanReopen(t *testing.T) {
+	for _, mode := range []SyncMode{SyncAlways, SyncInterval, SyncNever} {
+		t.Run(SyncPolicy{Mode: mode, Interval: time.Hour}.String(), func(t *testing.T) {
+			tl := openTestLog(t, Options{Sync: SyncPolicy{Mode: mode, Interval: time.Hour}, CheckpointInterval: time.Hour})
+			tl.create("t", 1, map[string]string{"segment.bytes": "8192", "index.interval.bytes": "256"})
+			ts := time.Now().UnixMilli()
+			for i := range 5 {
+				if _, err := tl.part("t", 0).Append(context.Background(), makeBatch(3, 50, ts, i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tl = tl.reopen()
+			p := tl.part("t", 0)
+			for i := 5; p.Info().Segments < 2; i++ {
+				if _, err := p.Append(context.Background(), makeBatch(3, 50, ts, i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p.mu.RLock()
+			s := p.segs[0]
+			cp := p.checkpointLocked()
+			p.mu.RUnlock()
+			if cp.segBase != s.base {
+				t.Fatalf("before the rolled segment is flushed, the checkpoint is at segment %d, want %d", cp.segBase, s.base)
+			}
+			p.flushSealed()
+			ip, tp := s.indexPaths()
+			for _, f := range []struct {
+				path string
+				want []byte
+			}{{ip, s.idx.encodeOffsets()}, {tp, s.idx.encodeTimes()}} {
+				got, err := os.ReadFile(f.path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, f.want) {
+					t.Errorf("%s holds %d bytes, want the %d of the rolled segment's index", filepath.Base(f.path), len(got), len(f.want))
+				}
+			}
+			p.mu.RLock()
+			cp = p.checkpointLocked()
+			p.mu.RUnlock()
+			if cp.segBase == s.base {
+				t.Errorf("after flushing the rolled segment, the checkpoint is still at it")
+			}
+		})
+	}
+}
+
+// gateFS holds the first MkdirAll of the log's trash directory until
+// release is closed, so a test can act while DeleteTopic is in its middle.
+type gateFS struct {
+	OSFS
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (fs *gateFS) MkdirAll(path string, perm os.FileMode) error {
+	if filepath.Base(path) == trashDir {
+		fs.once.Do(func() {
+			close(fs.entered)
+			<-fs.release
+		})
+	}
+	return fs.OSFS.MkdirAll(path, perm)
+}
+
+// TestRecreateTopicDuringDelete checks that a topic created under the name
+// of one being deleted neither inherits the old topic's records nor loses
+// its own to the deletion's removal of the old directory.
+func TestRecreateTopicDuringDelete(t *testing.T) {
+	fsys := &gateFS{entered: make(chan struct{}), release: make(chan struct{})}
+	tl := openTestLog(t, Options{FS: fsys, CheckpointInterval: time.Hour})
+	tl.create("a", 1, nil)
+	appendN(t, tl.part("a", 0), 3, 0)
+
+	deleted := make(chan error, 1)
+	go func() { deleted <- tl.DeleteTopic(context.Background(), "a") }()
+	<-fsys.entered
+	created := make(chan error, 1)
+	go func() {
+		_, err := tl.CreateTopic(context.Background(), "a", 1, nil)
+		created <- err
+	}()
+	// Give the creation time to run into the deletion, if it can.
+	time.Sleep(50 * time.Millisecond)
+	close(fsys.release)
+	if err := <-deleted; err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if err := <-created; err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	p := tl.part("a", 0)
+	if hw := p.HighWatermark(); hw != 0 {
+		t.Fatalf("recreated topic: got high watermark %d, want 0", hw)
+	}
+	want := appendN(t, p, 2, 100)
+	tl = tl.reopen()
+	got := readAllBatches(t, tl.part("a", 0), 0)
+	if len(got) != len(want) {
+		t.Fatalf("after reopen the recreated topic holds %d batches, want the %d appended", len(got), len(want))
+	}
+}
+
+// TestDurableAfterClose checks that waiting for a batch written before the
+// log closed reports ErrClosed rather than failing the partition over an
+// fsync of a file the close already closed.
+func TestDurableAfterClose(t *testing.T) {
+	for _, clean := range []bool{true, false} {
+		t.Run(fmt.Sprintf("clean=%v", clean), func(t *testing.T) {
+			tl := openTestLog(t, Options{CheckpointInterval: time.Hour})
+			tl.create("t", 1, nil)
+			p := tl.part("t", 0)
+			res, err := p.Write(makeBatch(2, 10, 1, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if clean {
+				if err := tl.Close(); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := tl.DeleteTopic(context.Background(), "t"); err != nil {
+				t.Fatal(err)
+			}
+			err = p.Durable(context.Background(), res)
+			if !errors.Is(err, ErrClosed) {
+				t.Fatalf("Durable after close: got %v, want ErrClosed", err)
+			}
+			if err := p.Info().Err; err != nil {
+				t.Fatalf("partition failed after close: %v", err)
+			}
+		})
+	}
+}
+
+// TestAdminAfterClose checks that topic administration on a closed log
+// fails with ErrClosed instead of opening, changing or removing files that
+// the close already let go of.
+func TestAdminAfterClose(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name string
+		op   func(*Log) error
+	}{
+		{"create", func(l *Log) error { _, err := l.CreateTopic(ctx, "b", 1, nil); return err }},
+		{"delete", func(l *Log) error { return l.DeleteTopic(ctx, "a") }},
+		{"alter", func(l *Log) error {
+			_, err := l.AlterTopicConfig(ctx, "a", map[string]string{"retention.ms": "5000"})
+			return err
+		}},
+		{"add partitions", func(l *Log) error { _, err := l.AddPartitions(ctx, "a", 3); return err }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tl := openTestLog(t, Options{})
+			tl.create("a", 1, nil)
+			appendN(t, tl.part("a", 0), 2, 0)
+			if err := tl.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.op(tl.Log); !errors.Is(err, ErrClosed) {
+				t.Fatalf("got %v, want ErrClosed", err)
+			}
+			tl = openTestLog(t, tl.opts)
+			ti, err := tl.Topic("a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ti.Partitions) != 1 || ti.Config.RetentionMs == 5000 || ti.Partitions[0].HighWatermark != 10 {
+				t.Fatalf("after reopen: got %d partitions, retention.ms %d, high watermark %d; want the topic as it was closed",
+					len(ti.Partitions), ti.Config.RetentionMs, ti.Partitions[0].HighWatermark)
+			}
+		})
+	}
+}
+
+// TestOffsetForTimePastLogStart checks that a time lookup whose first
+// candidate segment holds its only late enough batch below the log start
+// moves on to the next segment instead of reporting nothing.
+func TestOffsetForTimePastLogStart(t *testing.T) {
+	ctx := context.Background()
+	tl := openTestLog(t, Options{})
+	tl.create("t", 1, map[string]string{"segment.bytes": "2048"})
+	p := tl.part("t", 0)
+	// Producer clocks disagree: the second batch is from the future. Each
+	// batch holds offsets [2i, 2i+1]; segments hold a few batches each.
+	for i := 0; i < 30; i++ {
+		ts := 1000 + int64(i)
+		if i == 1 {
+			ts = 9000
+		}
+		if _, err := p.Append(ctx, makeBatch(2, 100, ts, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.mu.RLock()
+	next0, base1 := p.segs[0].next, p.segs[1].base
+	p.mu.RUnlock()
+	if next0 <= 4 {
+		t.Fatalf("first segment ends at offset %d, want it to hold more than two batches", next0)
+	}
+	if _, err := p.DeleteRecords(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		ts, want int64
+		found    bool
+	}{
+		{1002, 4, true},
+		{1000 + base1/2, base1, true},
+		{1029, 58, true},
+		{1030, 0, false},
+		{9001, 0, false},
+	} {
+		off, _, found, err := p.OffsetForTime(ctx, tt.ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found != tt.found || found && off != tt.want {
+			t.Errorf("OffsetForTime(%d): got %d, %v; want %d, %v", tt.ts, off, found, tt.want, tt.found)
+		}
 	}
 }

@@ -243,6 +243,10 @@ func (p *Partition) rollLocked(now int64) (*segment, error) {
 	}
 	old.sealed = true
 	old.idx.seal()
+	// An active segment whose index a clean reopen loaded from its files
+	// took appends since, which neither those files nor an fsync cover yet:
+	// the flusher must write and flush it before the checkpoint trusts it.
+	old.indexDurable = false
 	seg.firstAppend = now
 	return seg, nil
 }
@@ -303,8 +307,9 @@ func (p *Partition) syncNow() error {
 	p.syncMu.Unlock()
 
 	p.mu.Lock()
-	if p.failed != nil {
-		err := p.failed
+	if err := p.writableLocked(); err != nil {
+		// A closed partition's files are closed (a clean close flushed
+		// them): an fsync now would fail and wrongly fail the partition.
 		p.mu.Unlock()
 		p.finishSync(-1)
 		return err
@@ -538,6 +543,13 @@ func (p *Partition) readSegment(seg *segment, pos, offset, hw int64, maxBytes in
 		if err != nil {
 			return out, offset, p.corrupt(seg, pos, offset, err)
 		}
+		// Every batch below size was written whole before size grew past
+		// it, so one that runs past size is damage; left alone, it would
+		// read as the end of the log and stall the reader at offset.
+		if int64(h.Size()) > size-pos || h.Size() > maxBatchSize+record.HeaderSize {
+			return out, offset, p.corrupt(seg, pos, offset,
+				fmt.Errorf("%w: batch of %d bytes at byte %d runs past the segment's end at %d", record.ErrMalformed, h.Size(), pos, size))
+		}
 		if h.NextOffset() > offset {
 			if h.BaseOffset >= hw {
 				return out, offset, nil
@@ -619,57 +631,76 @@ func grow(b []byte, n int) []byte {
 // after ts, with that record's timestamp, as Kafka's ListOffsets does. found
 // is false when every record is older.
 func (p *Partition) OffsetForTime(ctx context.Context, ts int64) (offset, timestamp int64, found bool, err error) {
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
-		return 0, 0, false, ErrClosed
-	}
-	hw := p.hw.Load()
-	var seg *segment
-	var from int64
-	for _, s := range p.segs {
-		if s.idx.hasTs && s.idx.maxTs >= ts {
-			seg = s
-			from = s.base
-			if rel, ok := s.idx.timeLookup(ts); ok {
-				from = s.base + int64(rel)
-			}
-			from = max(from, p.logStart)
-			break
+	// The first segment whose max timestamp reaches ts may hold no such
+	// record at or above the log start (timestamps need not grow with
+	// offsets), so the search goes on to the next candidate segment.
+	var after *segment
+	for {
+		p.mu.RLock()
+		if p.closed {
+			p.mu.RUnlock()
+			return 0, 0, false, ErrClosed
 		}
-	}
-	if seg == nil {
+		hw := p.hw.Load()
+		var seg *segment
+		var from int64
+		for _, s := range p.segs {
+			if after != nil && s.base <= after.base {
+				continue
+			}
+			if s.idx.hasTs && s.idx.maxTs >= ts {
+				seg = s
+				from = s.base
+				if rel, ok := s.idx.timeLookup(ts); ok {
+					from = s.base + int64(rel)
+				}
+				from = max(from, p.logStart)
+				break
+			}
+		}
+		if seg == nil {
+			p.mu.RUnlock()
+			return 0, 0, false, nil
+		}
+		pos := seg.idx.lookup(uint32(from - seg.base))
+		seg.acquire()
 		p.mu.RUnlock()
-		return 0, 0, false, nil
-	}
-	pos := seg.idx.lookup(uint32(from - seg.base))
-	seg.acquire()
-	p.mu.RUnlock()
-	defer seg.release()
 
-	size := seg.size.Load()
-	r := newBatchReader(seg.f, pos, size, 64<<10)
+		offset, timestamp, found, end, err := p.offsetForTimeIn(ctx, seg, pos, from, hw, ts)
+		seg.release()
+		if err != nil || found || end {
+			return offset, timestamp, found, err
+		}
+		after = seg
+	}
+}
+
+// offsetForTimeIn scans seg from byte pos for the first record at or after
+// offset from with a timestamp of at least ts. end reports that the scan
+// reached the high watermark hw, past which there is nothing to search.
+func (p *Partition) offsetForTimeIn(ctx context.Context, seg *segment, pos, from, hw, ts int64) (offset, timestamp int64, found, end bool, err error) {
+	r := newBatchReader(seg.f, pos, seg.size.Load(), 64<<10)
 	for {
 		if err := ctx.Err(); err != nil {
-			return 0, 0, false, err
+			return 0, 0, false, false, err
 		}
 		h, b, err := r.next(true)
 		if errors.Is(err, io.EOF) {
-			return 0, 0, false, nil
+			return 0, 0, false, false, nil
 		}
 		if err != nil {
-			return 0, 0, false, p.corrupt(seg, r.pos, from, err)
+			return 0, 0, false, false, p.corrupt(seg, r.pos, from, err)
 		}
 		if h.BaseOffset >= hw {
-			return 0, 0, false, nil
+			return 0, 0, false, true, nil
 		}
 		if h.NextOffset() > from && h.MaxTimestamp >= ts {
 			off, t, ok, err := p.firstAtOrAfter(b, h, ts, from)
 			if err != nil {
-				return 0, 0, false, p.corrupt(seg, r.pos, h.BaseOffset, err)
+				return 0, 0, false, false, p.corrupt(seg, r.pos, h.BaseOffset, err)
 			}
 			if ok {
-				return off, t, true, nil
+				return off, t, true, false, nil
 			}
 		}
 		r.advance(len(b))

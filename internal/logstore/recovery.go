@@ -292,6 +292,14 @@ func (p *Partition) quarantine(i int, bad, next, maxNext int64, cause error) err
 		"topic", p.topic, "partition", p.id, "segment", s.path, "quarantined_as", qpath,
 		"position", bad, "offset", next, "reason", cause)
 
+	// The damaged file gets its second name by a hard link, not a rename:
+	// the one rename below then swaps the sound prefix in, so a crash at
+	// any step leaves the segment file whole or cut to its prefix, never
+	// missing (its temporary replacement would be removed as an interrupted
+	// write), and nothing is copied.
+	if err := p.l.fs.Link(s.path, qpath); err != nil {
+		return fmt.Errorf("quarantine %s: %w", s.path, err)
+	}
 	prefix := make([]byte, bad)
 	if _, err := s.f.ReadAt(prefix, 0); err != nil && bad > 0 {
 		return fmt.Errorf("quarantine %s: %w", s.path, err)
@@ -303,9 +311,6 @@ func (p *Partition) quarantine(i int, bad, next, maxNext int64, cause error) err
 	}
 	if _, err = nf.WriteAt(prefix, 0); err == nil {
 		err = nf.Sync()
-	}
-	if err == nil {
-		err = p.l.fs.Rename(s.path, qpath)
 	}
 	if err == nil {
 		err = p.l.fs.Rename(tmp, s.path)
