@@ -606,3 +606,51 @@ func TestQuarantineInterrupted(t *testing.T) {
 		_ = tl2.Close()
 	}
 }
+
+// TestRecoveryNeverReusesCheckpointedOffsets checks that when the file
+// system loses records the recovery checkpoint says were durable, what is
+// left stays readable and new records get offsets after the checkpoint's,
+// never those of the lost, possibly acknowledged, records.
+func TestRecoveryNeverReusesCheckpointedOffsets(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		// keep is how many bytes of the 10-batch segment survive.
+		keep     func(batch int) int64
+		readable int
+	}{
+		{"shorter by whole batches", func(b int) int64 { return int64(6 * b) }, 6},
+		{"cut inside a batch", func(b int) int64 { return int64(6*b + b/2) }, 6},
+		{"emptied", func(int) int64 { return 0 }, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			tl := openTestLog(t, Options{Registerer: reg, CheckpointInterval: time.Hour})
+			tl.create("t", 1, nil)
+			want := appendN(t, tl.part("t", 0), 10, 0)
+			if err := tl.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(segmentPath(tl, "t", 0, 0), tt.keep(len(want[0]))); err != nil {
+				t.Fatal(err)
+			}
+
+			tl.opts.Registerer = prometheus.NewRegistry()
+			tl2 := tl.reopenAfterCrash()
+			p := tl2.part("t", 0)
+			if got := readAllBatches(t, p, 0); len(got) != tt.readable {
+				t.Fatalf("got %d readable batches, want %d", len(got), tt.readable)
+			}
+			if n := testutil.ToFloat64(tl2.metrics.corruptions); n < 1 {
+				t.Fatalf("corruption metric: got %v, want at least 1", n)
+			}
+			res, err := p.Append(context.Background(), makeBatch(1, 1, 1, 0))
+			if err != nil || res.BaseOffset != 50 {
+				t.Fatalf("append after recovery: got offset %d, %v; want 50", res.BaseOffset, err)
+			}
+			tl3 := tl2.reopen()
+			if got := readAllBatches(t, tl3.part("t", 0), 0); len(got) != tt.readable+1 {
+				t.Fatalf("after another reopen: got %d batches, want %d", len(got), tt.readable+1)
+			}
+		})
+	}
+}

@@ -146,6 +146,23 @@ func (p *Partition) recover(cp *checkpointEntry, clean bool) error {
 		}
 	}
 
+	if cp != nil && p.segs[len(p.segs)-1].next < cp.next {
+		// The checkpoint says offsets up to cp.next were durable, so they
+		// may have been acknowledged: the file system lost them. What is
+		// left stays readable; the offset sequence resumes after the
+		// checkpoint, as after quarantined data, so no consumer that read
+		// them is handed other records under the same offsets.
+		last := p.segs[len(p.segs)-1]
+		p.l.metrics.corruptions.Inc()
+		p.l.opts.Logger.Error("partition lost acknowledged records; resuming after the recovery checkpoint",
+			"topic", p.topic, "partition", p.id, "segment", last.path,
+			"next_offset", last.next, "checkpoint_next_offset", cp.next)
+		if _, err := p.createSegmentLocked(cp.next); err != nil {
+			return err
+		}
+		p.segs[len(p.segs)-1].next = cp.next
+	}
+
 	p.segs[len(p.segs)-1].sealed = false
 	for i, s := range p.segs {
 		s.durableSize, s.durableNext = s.size.Load(), s.next
