@@ -199,15 +199,24 @@ func (l *Log) moveOrphans(specs []topic.Spec) error {
 		if known[e.Name()] {
 			continue
 		}
-		dst := filepath.Join(l.dir, orphanedDir, fmt.Sprintf("%s-%d", e.Name(), l.opts.Now().UnixMilli()))
-		if err := l.fs.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := l.moveOrphan(e.Name()); err != nil {
 			return fmt.Errorf("open log: %w", err)
 		}
-		if err := l.fs.Rename(filepath.Join(l.dir, topicsDir, e.Name()), dst); err != nil {
-			return fmt.Errorf("open log: move orphaned topic directory: %w", err)
-		}
-		l.opts.Logger.Warn("moved topic directory the catalog does not list", "dir", e.Name(), "to", dst)
 	}
+	return nil
+}
+
+// moveOrphan moves the directory of a topic the catalog does not list
+// aside.
+func (l *Log) moveOrphan(name string) error {
+	dst := filepath.Join(l.dir, orphanedDir, fmt.Sprintf("%s-%d", name, l.opts.Now().UnixMilli()))
+	if err := l.fs.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := l.fs.Rename(filepath.Join(l.dir, topicsDir, name), dst); err != nil {
+		return fmt.Errorf("move orphaned topic directory: %w", err)
+	}
+	l.opts.Logger.Warn("moved topic directory the catalog does not list", "dir", name, "to", dst)
 	return nil
 }
 
@@ -365,6 +374,13 @@ func (l *Log) CreateTopic(ctx context.Context, name string, partitions int32, co
 	}
 	if _, ok := l.topics[name]; ok {
 		return spec, fmt.Errorf("create topic %q: %w", name, ErrTopicExists)
+	}
+	// A directory under the name is an orphan (a deletion whose rename
+	// failed): the new topic must not open its segments as its own.
+	if _, err := l.fs.Stat(filepath.Join(l.dir, topicsDir, name)); err == nil {
+		if err := l.moveOrphan(name); err != nil {
+			return spec, fmt.Errorf("create topic %q: %w", name, err)
+		}
 	}
 	t := &topicState{spec: spec, cfg: &cfg, stats: l.metrics.forTopic(name)}
 	// Directories first: a crash before the catalog records the topic

@@ -676,3 +676,25 @@ func TestOffsetForTimePastLogStart(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateTopicMovesOrphanAside checks that a topic created under the
+// name of a directory the catalog does not list (a deletion whose rename
+// failed) starts empty, and that the old directory is kept aside.
+func TestCreateTopicMovesOrphanAside(t *testing.T) {
+	tl := openTestLog(t, Options{CheckpointInterval: time.Hour})
+	tl.create("a", 1, nil)
+	appendN(t, tl.part("a", 0), 3, 0)
+	// The orphan: a copy of a's directory under another name.
+	topics := filepath.Join(tl.opts.Dir, topicsDir)
+	if err := os.CopyFS(filepath.Join(topics, "b"), os.DirFS(filepath.Join(topics, "a"))); err != nil {
+		t.Fatal(err)
+	}
+	tl.create("b", 1, nil)
+	if hw := tl.part("b", 0).HighWatermark(); hw != 0 {
+		t.Errorf("topic created over an orphaned directory: high watermark %d, want 0", hw)
+	}
+	kept, _ := filepath.Glob(filepath.Join(tl.opts.Dir, orphanedDir, "b-*"))
+	if len(kept) != 1 {
+		t.Errorf("got orphaned directories %v, want b's", kept)
+	}
+}
