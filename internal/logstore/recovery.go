@@ -317,16 +317,12 @@ func (p *Partition) quarantine(i int, bad, next, maxNext int64, cause error) err
 	if err := p.l.fs.Link(s.path, qpath); err != nil {
 		return fmt.Errorf("quarantine %s: %w", s.path, err)
 	}
-	prefix := make([]byte, bad)
-	if _, err := s.f.ReadAt(prefix, 0); err != nil && bad > 0 {
-		return fmt.Errorf("quarantine %s: %w", s.path, err)
-	}
 	tmp := s.path + tmpSuffix
 	nf, err := p.l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("quarantine %s: %w", s.path, err)
 	}
-	if _, err = nf.WriteAt(prefix, 0); err == nil {
+	if err = copyPrefix(nf, s.f, bad); err == nil {
 		err = nf.Sync()
 	}
 	if err == nil {
@@ -391,6 +387,23 @@ func findValidAfter(f File, from, size, minOffset int64) (bool, int64, error) {
 		}
 	}
 	return found, maxNext, nil
+}
+
+// copyPrefix copies the first n bytes of src to dst, a scan buffer at a
+// time: the prefix can be as large as a segment.
+func copyPrefix(dst, src File, n int64) error {
+	buf := make([]byte, min(n, scanBufSize))
+	for off := int64(0); off < n; {
+		b := buf[:min(int64(len(buf)), n-off)]
+		if _, err := src.ReadAt(b, off); err != nil {
+			return err
+		}
+		if _, err := dst.WriteAt(b, off); err != nil {
+			return err
+		}
+		off += int64(len(b))
+	}
+	return nil
 }
 
 func readFile(fsys FS, path string) ([]byte, error) {
