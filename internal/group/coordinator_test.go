@@ -817,3 +817,36 @@ func TestSameSubscription(t *testing.T) {
 		t.Error("other protocol type: got false, want true (Kafka's rule only)")
 	}
 }
+
+// TestPendingMemberCompletesJoin: the join completes as soon as the last
+// member ID handed out with MEMBER_ID_REQUIRED is used, as after any join
+// in Kafka, not when the rebalance timeout runs out.
+func TestPendingMemberCompletesJoin(t *testing.T) {
+	c, clk := newTest(t, Options{})
+	ids, gen := stable(t, c, clk, "g", 1)
+	v4 := jreq("g", "")
+	v4.RequireKnownMemberID = true
+	// Two consumers start together: both are handed a member ID.
+	rb, err := startJoin(t, c, v4).done()
+	wantErr(t, "first newcomer", err, kerr.MemberIDRequired)
+	rc, err := startJoin(t, c, v4).done()
+	wantErr(t, "second newcomer", err, kerr.MemberIDRequired)
+	b := v4
+	b.MemberID = rb.MemberID
+	jb := startJoin(t, c, b)
+	ja := startJoin(t, c, jreq("g", ids[0]))
+	if !ja.waiting() || !jb.waiting() {
+		t.Fatal("join completed while a member ID handed out was still to come")
+	}
+	cr := v4
+	cr.MemberID = rc.MemberID
+	jc := startJoin(t, c, cr)
+	for name, j := range map[string]*joinCall{"leader": &ja, "first newcomer": &jb, "second newcomer": &jc} {
+		if j.waiting() {
+			t.Fatalf("%s's join still held after every member joined", name)
+		}
+		if got := j.ok(); got.Generation != gen+1 {
+			t.Errorf("%s: generation %d, want %d", name, got.Generation, gen+1)
+		}
+	}
+}

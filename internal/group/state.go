@@ -333,6 +333,9 @@ func (c *Coordinator) addMember(g *group, id string, req JoinRequest) (<-chan an
 	// disconnect; its join expires after NewMemberJoinTimeout instead.
 	c.scheduleHeartbeat(g, m)
 	c.maybeRebalance(g)
+	// A member that used the last member ID handed out (KIP-394) may be
+	// the one the join was waiting for.
+	c.tryCompleteJoin(g)
 	return w, JoinResult{}, nil
 }
 

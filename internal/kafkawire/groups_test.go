@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-dev/sluice/internal/group"
 )
@@ -420,5 +421,92 @@ func TestJoinEndsOnShutdown(t *testing.T) {
 	start := time.Now()
 	if err := e.srv.Shutdown(sctx); err != nil {
 		t.Errorf("Shutdown with a held join: %v after %v, want nil", err, time.Since(start))
+	}
+}
+
+// TestLastPendingMemberCompletesJoin: two consumers start together against
+// a stable group (JoinGroup v4+, so both are first handed a member ID with
+// MEMBER_ID_REQUIRED). When the second uses its ID after everyone else has
+// rejoined, the rebalance completes at once, as in Kafka, not after the
+// rebalance timeout.
+func TestLastPendingMemberCompletesJoin(t *testing.T) {
+	e := newGroupEnv(t)
+	ctx := testContext(t)
+	// Each member has its own client, so its own connection: a held join
+	// holds only its connection.
+	join := func(cl *kgo.Client, memberID, metadata string) (*kmsg.JoinGroupResponse, error) {
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Version = 5
+		req.Group, req.MemberID, req.ProtocolType = "pending", memberID, "consumer"
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 30_000, 60_000
+		req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte(metadata)}}
+		jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		resp, err := cl.Broker(0).Request(jctx, req)
+		if err != nil {
+			return nil, err
+		}
+		r := resp.(*kmsg.JoinGroupResponse)
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil && !errors.Is(err, kerr.MemberIDRequired) {
+			return r, err
+		}
+		return r, nil
+	}
+	a, b, c := e.client(), e.client(), e.client()
+	ra, err := join(a, "", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, err = join(a, ra.MemberID, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.MemberID, sync.Generation = "pending", ra.MemberID, ra.Generation
+	if resp, err := a.Broker(0).Request(ctx, sync); err != nil || resp.(*kmsg.SyncGroupResponse).ErrorCode != 0 {
+		t.Fatalf("leader's sync: %v %+v", err, resp)
+	}
+
+	rb, err := join(b, "", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := join(c, "", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		r   *kmsg.JoinGroupResponse
+		err error
+	}
+	held := make(chan result, 2)
+	go func() { r, err := join(b, rb.MemberID, "b"); held <- result{r, err} }()
+	waitFor(t, 10*time.Second, "the first newcomer to start a rebalance", func() bool {
+		d, _ := e.srv.Groups().Describe("pending")
+		return d.State == group.PreparingRebalance && len(d.Members) == 2
+	})
+	// The leader rejoins (with new metadata, to see that it got there).
+	go func() { r, err := join(a, ra.MemberID, "a2"); held <- result{r, err} }()
+	waitFor(t, 10*time.Second, "the leader to rejoin", func() bool {
+		d, _ := e.srv.Groups().Describe("pending")
+		for _, m := range d.Members {
+			if m.MemberID == ra.MemberID {
+				return string(m.Protocols[0].Metadata) == "a2"
+			}
+		}
+		return false
+	})
+	start := time.Now()
+	last, err := join(c, rc.MemberID, "c")
+	if err != nil {
+		t.Fatalf("last newcomer's join after %v: %v, want the rebalance to complete at once", time.Since(start), err)
+	}
+	if last.Generation != ra.Generation+1 {
+		t.Errorf("last newcomer: generation %d, want %d", last.Generation, ra.Generation+1)
+	}
+	for range 2 {
+		if r := <-held; r.err != nil || r.r.Generation != ra.Generation+1 {
+			t.Errorf("held join: %v, generation %v; want generation %d", r.err, r.r, ra.Generation+1)
+		}
 	}
 }
