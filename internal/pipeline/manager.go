@@ -65,8 +65,44 @@ type Manager struct {
 
 	mu        sync.Mutex
 	pipelines map[string]*managed
-	ctx       context.Context // the runners' parent, set by Start
-	closed    bool
+	// changing holds a lock per pipeline being changed (see lockName).
+	changing map[string]*nameLock
+	ctx      context.Context // the runners' parent, set by Start
+	closed   bool
+}
+
+// nameLock serializes the changes of one pipeline; refs counts who holds
+// or waits for it, so that it is forgotten once nobody does.
+type nameLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lockName takes the lock of the changes of the pipeline name, and
+// returns its unlock. A change reads the pipeline's entry, stops its
+// runner, then installs the next one: two at once (two clients of the
+// API, a delete during an apply) would each stop the same runner and
+// each install one, leaving a runner that no entry holds, which nothing
+// can stop. Pipelines are locked one by one, so that a pipeline slow to
+// stop does not hold back changes of the others.
+func (m *Manager) lockName(name string) (unlock func()) {
+	m.mu.Lock()
+	l := m.changing[name]
+	if l == nil {
+		l = &nameLock{}
+		m.changing[name] = l
+	}
+	l.refs++
+	m.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		m.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(m.changing, name)
+		}
+		m.mu.Unlock()
+	}
 }
 
 // managed is one pipeline: its stored spec and, while it runs, its runner.
@@ -101,7 +137,8 @@ func New(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline metrics: %w", err)
 	}
-	mgr := &Manager{opts: opts, store: &specStore{log: opts.Log}, runs: newRunStore(opts.Log), pipelines: make(map[string]*managed)}
+	mgr := &Manager{opts: opts, store: &specStore{log: opts.Log}, runs: newRunStore(opts.Log), pipelines: make(map[string]*managed),
+		changing: make(map[string]*nameLock)}
 	mgr.env = &env{log: opts.Log, metrics: m, now: opts.Now, openSink: opts.OpenSink}
 	if mgr.env.openSink == nil {
 		mgr.env.openSink = mgr.openSink
@@ -239,6 +276,12 @@ func (m *Manager) newRunner(stored *resource.Pipeline) (*runner, error) {
 // spec changed. It reports whether anything changed. The spec must have
 // been validated (resource.Parse or resource.Validate).
 func (m *Manager) Put(ctx context.Context, p *resource.Pipeline) (changed bool, err error) {
+	defer m.lockName(p.Metadata.Name)()
+	return m.put(ctx, p)
+}
+
+// put is Put with the pipeline's lock held.
+func (m *Manager) put(ctx context.Context, p *resource.Pipeline) (changed bool, err error) {
 	name := p.Metadata.Name
 	raw, err := json.Marshal(p)
 	if err != nil {
@@ -274,6 +317,7 @@ func (m *Manager) Put(ctx context.Context, p *resource.Pipeline) (changed bool, 
 // run. A windowed pipeline's window state and offsets are deleted with it:
 // they mean nothing apart.
 func (m *Manager) Delete(ctx context.Context, name string) error {
+	defer m.lockName(name)()
 	m.mu.Lock()
 	mp := m.pipelines[name]
 	m.mu.Unlock()
@@ -317,6 +361,7 @@ func (m *Manager) Resume(ctx context.Context, name string) error {
 }
 
 func (m *Manager) setPaused(ctx context.Context, name string, paused bool) error {
+	defer m.lockName(name)()
 	m.mu.Lock()
 	mp := m.pipelines[name]
 	m.mu.Unlock()
@@ -325,7 +370,7 @@ func (m *Manager) setPaused(ctx context.Context, name string, paused bool) error
 	}
 	p := mp.spec
 	p.Spec.Paused = paused
-	changed, err := m.Put(ctx, &p)
+	changed, err := m.put(ctx, &p)
 	if err != nil || changed || paused {
 		return err
 	}

@@ -669,9 +669,15 @@ func (d *delivery) commitAsync(ctx context.Context, cp connector.Checkpoint, wri
 	}
 	pc := &pendingCommit{done: make(chan struct{}), cp: cp, written: written, lagOnly: lagOnly}
 	offsets := groupOffsets(cp)
+	// The commit outlives a stop that comes while it runs: the stop
+	// commits what the sink acknowledged, and a commit cut short there
+	// would have the next start deliver the batch again. stopTimeout
+	// bounds it instead.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	go func() {
 		defer close(pc.done)
-		pc.err = d.r.env.log.CommitOffsets(ctx, d.group, offsets)
+		defer cancel()
+		pc.err = d.r.env.log.CommitOffsets(cctx, d.group, offsets)
 	}()
 	d.pending = pc
 	return nil

@@ -644,3 +644,122 @@ func TestPauseResume(t *testing.T) {
 		t.Fatalf("got %v after delete, want ErrNotFound", err)
 	}
 }
+
+// TestConcurrentChangesLeaveNoStrayRunner makes changes of one pipeline at
+// the same moment, as two clients of the API can: each pair must leave the
+// pipeline with one runner at most, the one the manager knows, so that
+// deleting it stops every delivery. A runner left out of the manager's map
+// reads and delivers for ever, and nothing can stop it.
+func TestConcurrentChangesLeaveNoStrayRunner(t *testing.T) {
+	spec := func(i int) *resource.Pipeline {
+		p := testPipeline("p1", "in")
+		p.Spec.Processors = []process.Config{{Filter: fmt.Sprintf("record.value.n > %d", -1-i)}}
+		return p
+	}
+	tests := []struct {
+		name string
+		ops  func(mgr *Manager, ctx context.Context, i int) []func() error
+	}{
+		{"two puts", func(mgr *Manager, ctx context.Context, i int) []func() error {
+			return []func() error{
+				func() error { _, err := mgr.Put(ctx, spec(2*i+1)); return err },
+				func() error { _, err := mgr.Put(ctx, spec(2*i+2)); return err },
+			}
+		}},
+		{"put and delete", func(mgr *Manager, ctx context.Context, i int) []func() error {
+			return []func() error{
+				func() error { _, err := mgr.Put(ctx, spec(2*i+1)); return err },
+				func() error {
+					if err := mgr.Delete(ctx, "p1"); err != nil && !errors.Is(err, ErrNotFound) {
+						return err
+					}
+					return nil
+				},
+			}
+		}},
+		{"pause and put", func(mgr *Manager, ctx context.Context, i int) []func() error {
+			return []func() error{
+				func() error { return mgr.Pause(ctx, "p1") },
+				func() error { _, err := mgr.Put(ctx, spec(2*i+1)); return err },
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := testLog(t, t.TempDir())
+			createTopic(t, l, "in", 1)
+			ms := &memSink{}
+			e := newTestEnv(t, l, ms)
+			ctx := testCtx(t)
+			for i := range 10 {
+				if _, err := e.mgr.Put(ctx, spec(-1)); err != nil {
+					t.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				for _, op := range tt.ops(e.mgr, ctx, i) {
+					wg.Go(func() {
+						if err := op(); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			if err := e.mgr.Delete(ctx, "p1"); err != nil && !errors.Is(err, ErrNotFound) {
+				t.Fatal(err)
+			}
+			produce(t, l, "in", 0, values(5, 0)...)
+			time.Sleep(300 * time.Millisecond)
+			if got := ms.got(); len(got) > 0 {
+				t.Fatalf("a deleted pipeline delivered %v: a runner outlived it", got)
+			}
+		})
+	}
+}
+
+// gatedCommitLog is a log whose group commits wait for gate, or fail when
+// their context ends first, as a commit to a Kafka cluster does.
+type gatedCommitLog struct {
+	stream.Log
+	gate    chan struct{}
+	started chan struct{} // closed by the first commit
+	once    sync.Once
+}
+
+func (l *gatedCommitLog) CommitOffsets(ctx context.Context, group string, offsets []stream.GroupOffset) error {
+	l.once.Do(func() { close(l.started) })
+	select {
+	case <-l.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return l.Log.CommitOffsets(ctx, group, offsets)
+}
+
+// TestStopCompletesCommitInFlight stops a pipeline while the commit of a
+// batch the sink acknowledged is in flight: the stop delivers and commits
+// what the pipeline holds, so that commit must complete, or the batch is
+// delivered again by the next start.
+func TestStopCompletesCommitInFlight(t *testing.T) {
+	base := testLog(t, t.TempDir())
+	l := &gatedCommitLog{Log: base, gate: make(chan struct{}), started: make(chan struct{})}
+	createTopic(t, l, "in", 1)
+	produce(t, l, "in", 0, values(10, 0)...)
+	ms := &memSink{}
+	e := newTestEnv(t, l, ms)
+	if _, err := e.mgr.Put(testCtx(t), testPipeline("p1", "in")); err != nil {
+		t.Fatal(err)
+	}
+	<-l.started
+	closed := make(chan error, 1)
+	go func() { closed <- e.mgr.Close(testCtx(t)) }()
+	// The stop has begun, and the commit waits for the log.
+	time.Sleep(100 * time.Millisecond)
+	close(l.gate)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if got := committed(t, base, "p1")[0]; got != 10 {
+		t.Fatalf("got commit %d after a graceful stop, want 10: the next start delivers the batch again", got)
+	}
+}
