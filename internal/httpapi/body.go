@@ -66,6 +66,13 @@ type decodeLimits struct {
 	partition int32
 }
 
+// maxProduceRecords bounds the records of one produce request. The body
+// limit alone does not bound the memory a request takes: a record costs
+// about a hundred bytes to hold, answer and produce, however few bytes of
+// the body it takes ({} is two), so a body of tiny records would hold
+// gigabytes.
+const maxProduceRecords = 100_000
+
 // span locates bytes in produceRequest.chunks; n == -1 is Kafka's null.
 type span struct{ chunk, off, n int32 }
 
@@ -243,6 +250,13 @@ type bodyDecoder struct {
 	index int // the record being decoded, -1 outside records
 	// lastNull says the last value read was null.
 	lastNull bool
+	// hdrNames holds the header names of the record whose headers start
+	// at hdrFrom, once it has more than a few, so that each new name is
+	// checked against the others in constant time: a record may have
+	// hundreds of thousands of headers within max.message.bytes, and
+	// comparing each with all before it would take minutes.
+	hdrNames map[string]struct{}
+	hdrFrom  int32
 }
 
 // fail returns a 4xx error, prefixed with the record index inside a record.
@@ -567,6 +581,9 @@ func fieldCode(f int) int {
 // appends it to d.p.recs.
 func (d *bodyDecoder) record() error {
 	p := d.p
+	if len(p.recs) >= maxProduceRecords {
+		return d.fail(http.StatusRequestEntityTooLarge, 0, "a request may hold at most %d records; send the rest in another request", maxProduceRecords)
+	}
 	// Bound the record's text; an error ends decoding, so only success
 	// needs to lift the bound again.
 	p.body.bound = d.dec.InputOffset() + recordTextLimit(d.lim.maxMessageBytes)
@@ -771,7 +788,7 @@ func (d *bodyDecoder) headers(b64 bool, from int32) error {
 		if err != nil {
 			return err
 		}
-		if dupHeader(p.hdrs[from:], name) {
+		if d.dupHeader(from, name) {
 			return d.shape("%s: duplicate header %s", field, quoteName(name))
 		}
 		h := pendingHeader{key: string(name)}
@@ -788,10 +805,12 @@ func (d *bodyDecoder) headers(b64 bool, from int32) error {
 	return d.delim()
 }
 
-// dupHeader reports whether name is among hs. Records rarely have many
-// headers; for those that do, a map bounds the cost.
-func dupHeader(hs []pendingHeader, name []byte) bool {
-	if len(hs) <= 16 {
+// dupHeader reports whether name is among the headers of the record that
+// start at from, and otherwise counts it among them: the caller appends it
+// next, or fails the request.
+func (d *bodyDecoder) dupHeader(from int32, name []byte) bool {
+	hs := d.p.hdrs[from:]
+	if len(hs) < 16 {
 		for _, h := range hs {
 			if h.key == string(name) {
 				return true
@@ -799,12 +818,21 @@ func dupHeader(hs []pendingHeader, name []byte) bool {
 		}
 		return false
 	}
-	seen := make(map[string]struct{}, len(hs))
-	for _, h := range hs {
-		seen[h.key] = struct{}{}
+	if d.hdrNames == nil || d.hdrFrom != from || len(d.hdrNames) != len(hs) {
+		if d.hdrNames == nil {
+			d.hdrNames = make(map[string]struct{}, 2*len(hs))
+		}
+		clear(d.hdrNames)
+		for _, h := range hs {
+			d.hdrNames[h.key] = struct{}{}
+		}
+		d.hdrFrom = from
 	}
-	_, ok := seen[string(name)]
-	return ok
+	if _, ok := d.hdrNames[string(name)]; ok {
+		return true
+	}
+	d.hdrNames[string(name)] = struct{}{}
+	return false
 }
 
 // integer reads an integer or null (ok is false for null).

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/logstore"
 	"github.com/sluice-dev/sluice/internal/record"
@@ -516,5 +517,103 @@ func TestProduceContentTypes(t *testing.T) {
 		} else if r.status != 200 {
 			t.Errorf("%q: got %d (%s), want 200", ct, r.status, r.body)
 		}
+	}
+}
+
+// TestProduceRecordCountLimit checks that a request of more than
+// maxProduceRecords records is refused, whatever its format, before it
+// holds more of them, and that one of exactly that many is produced.
+func TestProduceRecordCountLimit(t *testing.T) {
+	e := newTestEnv(t)
+	e.createTopic("t", 1, nil)
+	many := func(n int, rec, sep, head, tail string) string {
+		return head + strings.Repeat(rec+sep, n-1) + rec + tail
+	}
+	tests := []struct {
+		name, path, contentType, body string
+		wantStatus, wantCode          int
+	}{
+		{"native JSON at the limit", "/v1/topics/t/records", mediaJSON,
+			many(maxProduceRecords, `{}`, ",", `{"records":[`, `]}`), 200, 0},
+		{"native JSON over the limit", "/v1/topics/t/records", mediaJSON,
+			many(maxProduceRecords+1, `{}`, ",", `{"records":[`, `]}`), 413, 413},
+		{"NDJSON over the limit", "/v1/topics/t/records", mediaNDJSON,
+			many(maxProduceRecords+1, `{}`, "\n", "", ""), 413, 413},
+		{"REST Proxy over the limit", "/topics/t", mediaRESTBinary,
+			many(maxProduceRecords+1, `{}`, ",", `{"records":[`, `]}`), 413, 413},
+	}
+	written := 0
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do("POST", tc.path, tc.body, "Content-Type", tc.contentType)
+			if r.status != tc.wantStatus {
+				t.Fatalf("got status %d, want %d (%.200s)", r.status, tc.wantStatus, r.body)
+			}
+			if tc.wantStatus == 200 {
+				written += maxProduceRecords
+				return
+			}
+			eb := r.errBody(t)
+			if eb.ErrorCode != tc.wantCode {
+				t.Errorf("got error_code %d, want %d", eb.ErrorCode, tc.wantCode)
+			}
+			if want := fmt.Sprintf("record %d: a request may hold at most %d records", maxProduceRecords, maxProduceRecords); !strings.Contains(eb.Message, want) {
+				t.Errorf("got message %q, want it to contain %q", eb.Message, want)
+			}
+		})
+	}
+	if n := len(readAll(t, e.log, "t", 0)); n != written {
+		t.Errorf("got %d records written, want %d (those of the request at the limit)", n, written)
+	}
+}
+
+// TestProduceManyHeaders produces a record with as many headers as fit in
+// max.message.bytes: checking each header name against the others must not
+// take time quadratic in their number.
+func TestProduceManyHeaders(t *testing.T) {
+	e := newTestEnv(t)
+	e.createTopic("t", 1, nil)
+	const n = 50_000
+	var b strings.Builder
+	b.WriteString(`{"records":[{"value":1,"headers":{`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"h%d":null`, i)
+	}
+	b.WriteString(`},"headers_base64":{"h17":"AA=="}}]}`)
+	dup := b.String()
+	unique := strings.Replace(dup, `"h17":"AA=="`, `"bin":"AA=="`, 1)
+	tests := []struct {
+		name, body string
+		wantStatus int
+		wantErr    string
+	}{
+		{"unique names", unique, 200, ""},
+		{"a name repeated in headers_base64", dup, 400, `headers_base64: duplicate header "h17"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			r := e.do("POST", "/v1/topics/t/records", tc.body)
+			// Quadratic checking took about a minute here; linear takes
+			// milliseconds, a few hundred with the race detector.
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("the request took %v, want well under 10s", d)
+			}
+			if r.status != tc.wantStatus {
+				t.Fatalf("got status %d, want %d (%.200s)", r.status, tc.wantStatus, r.body)
+			}
+			if tc.wantErr != "" {
+				if msg := r.errBody(t).Message; !strings.Contains(msg, tc.wantErr) {
+					t.Errorf("got message %q, want it to contain %q", msg, tc.wantErr)
+				}
+			}
+		})
+	}
+	recs := readAll(t, e.log, "t", 0)
+	if len(recs) != 1 || len(recs[0].Headers) != n+1 {
+		t.Fatalf("got %d records, want 1 with %d headers", len(recs), n+1)
 	}
 }
