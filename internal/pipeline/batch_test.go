@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -649,4 +650,51 @@ func TestBatchLargeCompressedFetches(t *testing.T) {
 	}
 	waitRun(t, mgr, "lake", 1, RunSucceeded)
 	checkOnce(t, readLake(t, lake), n)
+}
+
+// TestLastRunKeepsPartitionsNotRead: lastRun is kept partition by
+// partition; a run that read some partitions moves only theirs, a backfill
+// none, and a run of another topic starts afresh.
+func TestLastRunKeepsPartitionsNotRead(t *testing.T) {
+	ranges := func(ends map[int32]int64) []PartitionRange {
+		var out []PartitionRange
+		for p, to := range ends {
+			out = append(out, PartitionRange{Partition: p, To: to})
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name string
+		runs []Run
+		want map[int32]int64
+	}{
+		{"one run", []Run{
+			{ID: 1, Topic: "a", Kind: RunScheduled, State: RunSucceeded, Ranges: ranges(map[int32]int64{0: 10, 1: 20})},
+		}, map[int32]int64{0: 10, 1: 20}},
+		{"a run of one partition", []Run{
+			{ID: 1, Topic: "a", Kind: RunScheduled, State: RunSucceeded, Ranges: ranges(map[int32]int64{0: 10, 1: 20})},
+			{ID: 2, Topic: "a", Kind: RunManual, State: RunSucceeded, Ranges: ranges(map[int32]int64{1: 25})},
+		}, map[int32]int64{0: 10, 1: 25}},
+		{"a backfill and a failed run", []Run{
+			{ID: 1, Topic: "a", Kind: RunScheduled, State: RunSucceeded, Ranges: ranges(map[int32]int64{0: 10, 1: 20})},
+			{ID: 2, Topic: "a", Kind: RunBackfill, State: RunSucceeded, Ranges: ranges(map[int32]int64{0: 5})},
+			{ID: 3, Topic: "a", Kind: RunScheduled, State: RunFailed, Ranges: ranges(map[int32]int64{0: 30})},
+		}, map[int32]int64{0: 10, 1: 20}},
+		{"another topic", []Run{
+			{ID: 1, Topic: "a", Kind: RunScheduled, State: RunSucceeded, Ranges: ranges(map[int32]int64{0: 10, 1: 20})},
+			{ID: 2, Topic: "b", Kind: RunScheduled, State: RunSucceeded, Ranges: ranges(map[int32]int64{1: 3})},
+		}, map[int32]int64{1: 3}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newRunStore(nil)
+			for _, r := range tt.runs {
+				r.Pipeline = "p"
+				s.applyLocked(r)
+			}
+			topic := tt.runs[len(tt.runs)-1].Topic
+			if got, _, _ := s.lastRun("p", topic); !maps.Equal(got, tt.want) {
+				t.Errorf("lastRun: got %v, want %v", got, tt.want)
+			}
+		})
+	}
 }

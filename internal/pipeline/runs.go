@@ -128,8 +128,9 @@ type runStore struct {
 type runHistory struct {
 	runs   []Run // by ID, the last maxRunsKept
 	lastID int64
-	// lastEnd is the To of each partition of the last succeeded run that
-	// was not a backfill (lastRun), of lastTopic; nil before the first.
+	// lastEnd is, for each partition, the To of the last succeeded run
+	// that was not a backfill and read it (lastRun), of lastTopic; nil
+	// before the first.
 	lastEnd     map[int32]int64
 	lastTopic   string
 	lastSuccess time.Time
@@ -188,7 +189,13 @@ func (s *runStore) applyLocked(run Run) {
 	}
 	h.lastID = max(h.lastID, run.ID)
 	if run.State == RunSucceeded && run.Kind != RunBackfill {
-		h.lastEnd = make(map[int32]int64, len(run.Ranges))
+		// A run that read some partitions (toOffsets naming them) moves
+		// their ends only: the others keep theirs, as a group commit of
+		// some partitions keeps the rest, so the next run does not read
+		// them again from the earliest offset.
+		if h.lastEnd == nil || h.lastTopic != run.Topic {
+			h.lastEnd = make(map[int32]int64, len(run.Ranges))
+		}
 		for _, r := range run.Ranges {
 			h.lastEnd[r.Partition] = r.To
 		}
