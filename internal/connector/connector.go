@@ -165,6 +165,12 @@ func (r *Record) Value() ([]byte, error) {
 	return r.value, nil
 }
 
+// RawValue returns the stored bytes of the value (nil: a null value) and
+// whether they still are the value: false once a processor replaced the
+// document (SetDoc), until Value encodes it. Unlike Doc, the bytes keep
+// the exact text of numbers a float64 cannot hold, for sinks that can.
+func (r *Record) RawValue() ([]byte, bool) { return r.value, r.state != valueDoc }
+
 // SetValue replaces the value with bytes.
 func (r *Record) SetValue(b []byte) { r.value, r.doc, r.state = b, nil, valueBytes }
 

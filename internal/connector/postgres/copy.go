@@ -149,7 +149,11 @@ func (c *copyRows) appendRow(buf []byte, rec *connector.Record) ([]byte, error) 
 			buf = appendNull(buf)
 			continue
 		}
-		cv, err := t.convert(v)
+		var text []byte // v's JSON text, when at hand
+		if raw && t.src.special == "" && len(t.src.path) == 1 {
+			text = c.raws[t.member]
+		}
+		cv, err := x.convert(rec, t, v, text)
 		if err != nil {
 			return buf, err
 		}

@@ -20,6 +20,13 @@ import (
 // (the connection broke): the batch may or may not be durable. See Write.
 var ErrCommitUnknown = errors.New("outcome of the commit unknown")
 
+// ErrCheckpointMoved marks a Write that found the positions stored in
+// sluice_offsets moved since the caller loaded them: another writer
+// committed them, so this batch's records are written already (or are
+// another writer's to write). Nothing was written; the caller loads the
+// checkpoint again and resumes from there. See Write.
+var ErrCheckpointMoved = errors.New("the stored checkpoint moved since it was loaded")
+
 // RecordError is why PostgreSQL, or the conversion to a column's type,
 // refused one record: the Err of its connector.Rejection.
 type RecordError struct {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -67,6 +68,17 @@ type Sink struct {
 	tbl *table
 	// offsets is the schema where sluice_offsets is known to exist.
 	offsets string
+	// expect holds the positions stored in sluice_offsets as this sink
+	// last saw them: read by LoadCheckpoint, then those its Writes
+	// committed. nil until LoadCheckpoint, which only an exactly-once
+	// caller calls; see storeCheckpoint.
+	expect map[partitionKey]int64
+}
+
+// partitionKey names a source partition.
+type partitionKey struct {
+	topic     string
+	partition int32
 }
 
 var _ connector.TransactionalSink = (*Sink)(nil)
@@ -146,6 +158,14 @@ func New(ctx context.Context, opts Options) (*Sink, error) {
 // reached after a failover) are transient and the caller retries. After a
 // transient error every connection of the pool is discarded, so the retry
 // connects again, to the host of the DSN that is writable now.
+//
+// After LoadCheckpoint, a Write stores its checkpoint only over the
+// positions LoadCheckpoint returned, or that the Writes since committed:
+// when another writer moved them in the meantime (a commit that was in
+// flight when its connection broke and completed after the caller loaded
+// the checkpoint again, or a second instance of the pipeline), the Write
+// writes nothing and fails with ErrCheckpointMoved, a transient error
+// after which the caller loads the checkpoint again.
 //
 // What a caller must do after an error: when the error wraps
 // ErrCommitUnknown, the connection broke while COMMIT was in flight and
@@ -271,7 +291,11 @@ func (s *Sink) writeTx(ctx context.Context, b *connector.Batch, tbl *table, sche
 			return fmt.Errorf("reject %d records: %w", len(rejected), err)
 		}
 	}
-	if err := storeCheckpoint(ctx, tx, schema, s.pipeline, b.Checkpoint); err != nil {
+	s.mu.Lock()
+	expect := s.expect
+	s.mu.Unlock()
+	stored, err := storeCheckpoint(ctx, tx, schema, s.pipeline, b.Checkpoint, expect)
+	if err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -280,6 +304,13 @@ func (s *Sink) writeTx(ctx context.Context, b *connector.Batch, tbl *table, sche
 			return fmt.Errorf("commit: %w", err) // answered: rolled back
 		}
 		return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, err)
+	}
+	if expect != nil && len(stored) > 0 {
+		next := maps.Clone(expect)
+		maps.Copy(next, stored)
+		s.mu.Lock()
+		s.expect = next
+		s.mu.Unlock()
 	}
 	if len(rejected) > 0 {
 		s.log.Debug("rejected records", "table", tbl.quoted, "rejected", len(rejected), "records", len(b.Records))
@@ -369,39 +400,80 @@ func (s *Sink) targetSchema(ctx context.Context, tbl *table) (string, error) {
 	return *schema, nil
 }
 
-func storeCheckpoint(ctx context.Context, tx pgx.Tx, schema, pipeline string, cp connector.Checkpoint) error {
+// storeCheckpoint stores cp in tx and returns the positions stored, one
+// per partition. Without expect (LoadCheckpoint was never called) each
+// position replaces the stored one. With it, a position is stored only
+// where sluice_offsets still holds the expected one (or, for a partition
+// expect lacks, nothing): an UPDATE waits for a transaction that changed
+// the row and then checks the row it committed, so a batch whose records
+// another writer already committed with these positions is never written
+// twice; it fails with ErrCheckpointMoved instead.
+func storeCheckpoint(ctx context.Context, tx pgx.Tx, schema, pipeline string, cp connector.Checkpoint, expect map[partitionKey]int64) (map[partitionKey]int64, error) {
 	if len(cp) == 0 {
-		return nil
+		return nil, nil
 	}
 	// One row per partition, the last position given winning: one
 	// statement cannot update a row twice.
-	type tp struct {
-		topic     string
-		partition int32
-	}
-	last := make(map[tp]int, len(cp))
+	last := make(map[partitionKey]int, len(cp))
 	for i, p := range cp {
-		last[tp{p.Topic, p.Partition}] = i
+		last[partitionKey{p.Topic, p.Partition}] = i
 	}
-	topics := make([]string, 0, len(last))
-	parts := make([]int32, 0, len(last))
-	offs := make([]int64, 0, len(last))
+	stored := make(map[partitionKey]int64, len(last))
+	var topics, newTopics []string
+	var parts, newParts []int32
+	var offs, olds, newOffs []int64
 	for i, p := range cp {
-		if last[tp{p.Topic, p.Partition}] == i {
-			topics, parts, offs = append(topics, p.Topic), append(parts, p.Partition), append(offs, p.Offset)
+		k := partitionKey{p.Topic, p.Partition}
+		if last[k] != i {
+			continue
 		}
+		stored[k] = p.Offset
+		old, ok := expect[k]
+		if expect != nil && !ok {
+			newTopics, newParts, newOffs = append(newTopics, p.Topic), append(newParts, p.Partition), append(newOffs, p.Offset)
+			continue
+		}
+		topics, parts, offs, olds = append(topics, p.Topic), append(parts, p.Partition), append(offs, p.Offset), append(olds, old)
 	}
 	ident := pgx.Identifier{schema, offsetsTable}.Sanitize()
-	_, err := tx.Exec(ctx, `INSERT INTO `+ident+` (pipeline, topic, partition, next_offset, updated_at)
-		SELECT $1, u.topic, u.partition, u.next_offset, now()
-		FROM unnest($2::text[], $3::integer[], $4::bigint[]) AS u(topic, partition, next_offset)
-		ON CONFLICT (pipeline, topic, partition)
-		DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at`,
-		pipeline, topics, parts, offs)
-	if err != nil {
-		return fmt.Errorf("store the checkpoint in %s: %w", ident, err)
+	if expect == nil {
+		_, err := tx.Exec(ctx, `INSERT INTO `+ident+` (pipeline, topic, partition, next_offset, updated_at)
+			SELECT $1, u.topic, u.partition, u.next_offset, now()
+			FROM unnest($2::text[], $3::integer[], $4::bigint[]) AS u(topic, partition, next_offset)
+			ON CONFLICT (pipeline, topic, partition)
+			DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at`,
+			pipeline, topics, parts, offs)
+		if err != nil {
+			return nil, fmt.Errorf("store the checkpoint in %s: %w", ident, err)
+		}
+		return stored, nil
 	}
-	return nil
+	if len(topics) > 0 {
+		tag, err := tx.Exec(ctx, `UPDATE `+ident+` AS o SET next_offset = u.next_offset, updated_at = now()
+			FROM unnest($2::text[], $3::integer[], $4::bigint[], $5::bigint[]) AS u(topic, partition, next_offset, expected)
+			WHERE o.pipeline = $1 AND o.topic = u.topic AND o.partition = u.partition AND o.next_offset = u.expected`,
+			pipeline, topics, parts, offs, olds)
+		if err != nil {
+			return nil, fmt.Errorf("store the checkpoint in %s: %w", ident, err)
+		}
+		if tag.RowsAffected() != int64(len(topics)) {
+			return nil, fmt.Errorf("store the checkpoint in %s: %w", ident, ErrCheckpointMoved)
+		}
+	}
+	if len(newTopics) > 0 {
+		tag, err := tx.Exec(ctx, `INSERT INTO `+ident+` (pipeline, topic, partition, next_offset, updated_at)
+			SELECT $1, u.topic, u.partition, u.next_offset, now()
+			FROM unnest($2::text[], $3::integer[], $4::bigint[]) AS u(topic, partition, next_offset)
+			ON CONFLICT (pipeline, topic, partition) DO NOTHING`,
+			pipeline, newTopics, newParts, newOffs)
+		if err != nil {
+			return nil, fmt.Errorf("store the checkpoint in %s: %w", ident, err)
+		}
+		if tag.RowsAffected() != int64(len(newTopics)) {
+			return nil, fmt.Errorf("store the checkpoint in %s: %w", ident, ErrCheckpointMoved)
+		}
+	}
+	return stored, nil
 }
 
 // LoadCheckpoint returns the positions the last successful Write stored
@@ -426,6 +498,7 @@ func (s *Sink) loadCheckpoint(ctx context.Context) (connector.Checkpoint, error)
 		return nil, fmt.Errorf("look up %s: %w", ident, err)
 	}
 	if !exists {
+		s.setExpect(nil)
 		return nil, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT topic, partition, next_offset FROM `+ident+`
@@ -445,7 +518,19 @@ func (s *Sink) loadCheckpoint(ctx context.Context) (connector.Checkpoint, error)
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load the checkpoint from %s: %w", ident, err)
 	}
+	s.setExpect(cp)
 	return cp, nil
+}
+
+// setExpect makes cp the positions the next Write expects to find stored.
+func (s *Sink) setExpect(cp connector.Checkpoint) {
+	expect := make(map[partitionKey]int64, len(cp))
+	for _, p := range cp {
+		expect[partitionKey{p.Topic, p.Partition}] = p.Offset
+	}
+	s.mu.Lock()
+	s.expect = expect
+	s.mu.Unlock()
 }
 
 // Close closes the pool's connections. Write must have returned: the

@@ -191,13 +191,85 @@ func (x *extractor) extract(rec *connector.Record, vals []any, absent *[]byte) e
 			vals[j] = nil
 			continue
 		}
-		c, err := t.convert(v)
+		c, err := x.convert(rec, t, v, nil)
 		if err != nil {
 			return err
 		}
 		vals[j] = c
 	}
 	return nil
+}
+
+// convert converts v, target t's value in rec. DecodeJSON keeps a number
+// with a fraction, an exponent or beyond int64 as a float64, exact to 17
+// digits only: for the columns that can hold it as written (numeric,
+// text, json and the types the server casts), such a number is taken
+// from its JSON text instead, raw when the caller has it, else found in
+// the record's bytes, so that 12345678901234567.89 is not stored as
+// 12345678901234568.
+func (x *extractor) convert(rec *connector.Record, t *target, v any, raw []byte) (any, error) {
+	switch t.kind {
+	case kindNumeric, kindText, kindOther, kindJSON:
+		if !hasFloat(v, t.kind == kindJSON) {
+			break
+		}
+		if raw == nil {
+			raw = x.rawAt(rec, t.src.path)
+		}
+		if raw == nil {
+			break // a document a processor built: its floats are all there is
+		}
+		if t.kind == kindJSON {
+			return raw, nil // checked by the decoder; the rows live no longer than the batch
+		}
+		v = string(raw)
+	}
+	return t.convert(v)
+}
+
+// hasFloat reports whether v is a float64, or in deep holds one.
+func hasFloat(v any, deep bool) bool {
+	switch t := v.(type) {
+	case float64:
+		return true
+	case map[string]any:
+		if deep {
+			for _, e := range t {
+				if hasFloat(e, true) {
+					return true
+				}
+			}
+		}
+	case []any:
+		if deep {
+			for _, e := range t {
+				if hasFloat(e, true) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// rawAt returns the JSON text at path in rec's value bytes, or nil when
+// there is none (a special source, or a value a processor replaced).
+func (x *extractor) rawAt(rec *connector.Record, path []string) []byte {
+	b, ok := rec.RawValue()
+	if !ok || b == nil || len(path) == 0 {
+		return nil
+	}
+	var raws [1][]byte
+	var found [1]bool
+	for _, name := range path {
+		found[0] = false
+		obj, err := x.dec.RawFields(b, map[string]int{name: 0}, raws[:], found[:])
+		if err != nil || !obj || !found[0] {
+			return nil
+		}
+		b = raws[0]
+	}
+	return b
 }
 
 // value is target t's value in rec, unconverted, and whether there is one;

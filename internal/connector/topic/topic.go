@@ -55,8 +55,10 @@ func New(opts Options) (*Sink, error) {
 }
 
 // Write produces every record of b and returns once the log acknowledged
-// all of them. A retried Write produces the records again: the topic sink
-// delivers at least once.
+// all of them. A record whose value cannot be encoded (a processor made a
+// number JSON cannot hold) is rejected before anything is produced: it
+// would fail every retry. A retried Write produces the records again: the
+// topic sink delivers at least once.
 func (s *Sink) Write(ctx context.Context, b *connector.Batch) error {
 	if len(b.Records) == 0 {
 		return nil
@@ -76,16 +78,26 @@ func (s *Sink) Write(ctx context.Context, b *connector.Batch) error {
 	// Unkeyed records of one write go to one partition, as Kafka's sticky
 	// partitioner does, so that each write makes few large batches.
 	sticky := s.rr.Next(n)
+	var rejected []connector.Rejection
 	for _, r := range b.Records {
 		v, err := r.Value()
 		if err != nil {
-			return fmt.Errorf("topic sink %s: %w", s.opts.Topic, err)
+			rejected = append(rejected, connector.Rejection{Record: r, Err: fmt.Errorf("topic sink %s: %w", s.opts.Topic, err)})
+			continue
 		}
 		p := sticky
 		if r.Key != nil {
 			p = stream.KeyPartition(r.Key, n)
 		}
 		s.parts[p] = append(s.parts[p], record.Record{Key: r.Key, Value: v, Headers: r.Headers, Timestamp: r.Timestamp.UnixMilli()})
+	}
+	if len(rejected) > 0 {
+		if b.Reject == nil {
+			return connector.Permanent(fmt.Errorf("topic sink %s: %d records rejected but the batch has no Reject: first: %w", s.opts.Topic, len(rejected), rejected[0].Err))
+		}
+		if err := b.Reject(ctx, rejected); err != nil {
+			return fmt.Errorf("topic sink %s: reject %d records: %w", s.opts.Topic, len(rejected), err)
+		}
 	}
 	for p, recs := range s.parts {
 		if err := s.produce(ctx, int32(p), recs); err != nil {
