@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -604,6 +605,43 @@ func TestQuarantineInterrupted(t *testing.T) {
 			}
 		}
 		_ = tl2.Close()
+	}
+}
+
+// TestQuarantineNameTaken checks that a quarantine whose name is taken (by
+// an earlier quarantine in the same millisecond or one interrupted after
+// its link) keeps that file and uses the next free name.
+func TestQuarantineNameTaken(t *testing.T) {
+	dir := t.TempDir()
+	cat := newMemCatalog()
+	tl := openTestLog(t, Options{Dir: dir, Catalog: cat, CheckpointInterval: time.Hour})
+	tl.create("t", 1, nil)
+	want := appendN(t, tl.part("t", 0), 20, 0)
+	tl.crash()
+	path := segmentPath(tl, "t", 0, 0)
+	data, _ := os.ReadFile(path)
+	data[10*len(want[0])+len(want[0])-7] ^= 0x10 // inside batch 10
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(1_800_000_000_000)
+	taken := fmt.Sprintf("%s%s%d", path, quarantineSuffix, now.UnixMilli())
+	if err := os.WriteFile(taken, []byte("earlier"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := Open(context.Background(), Options{Dir: dir, Catalog: cat, Logger: quietLogger(),
+		CheckpointInterval: time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatalf("open with the quarantine name taken: %v", err)
+	}
+	defer l.Close()
+	if b, _ := os.ReadFile(taken); string(b) != "earlier" {
+		t.Fatalf("the file already at %s was replaced", taken)
+	}
+	next := fmt.Sprintf("%s%s%d", path, quarantineSuffix, now.UnixMilli()+1)
+	if b, err := os.ReadFile(next); err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("quarantined copy at %s: %d bytes, %v; want the damaged %d bytes", next, len(b), err, len(data))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -303,20 +304,29 @@ func (p *Partition) rescan(i int, pos, next int64) error {
 // offset that may have been handed out is reused.
 func (p *Partition) quarantine(i int, bad, next, maxNext int64, cause error) error {
 	s := p.segs[i]
-	qpath := fmt.Sprintf("%s%s%d", s.path, quarantineSuffix, p.l.opts.Now().UnixMilli())
 	p.l.metrics.corruptions.Inc()
-	p.l.opts.Logger.Error("quarantined damaged segment; the partition is readable up to the damage",
-		"topic", p.topic, "partition", p.id, "segment", s.path, "quarantined_as", qpath,
-		"position", bad, "offset", next, "reason", cause)
-
 	// The damaged file gets its second name by a hard link, not a rename:
 	// the one rename below then swaps the sound prefix in, so a crash at
 	// any step leaves the segment file whole or cut to its prefix, never
 	// missing (its temporary replacement would be removed as an interrupted
-	// write), and nothing is copied.
-	if err := p.l.fs.Link(s.path, qpath); err != nil {
-		return fmt.Errorf("quarantine %s: %w", s.path, err)
+	// write), and nothing is copied. A name already taken (an earlier
+	// quarantine in the same millisecond, or one interrupted before its
+	// rename) is kept and the next free millisecond used.
+	var qpath string
+	for ms, tries := p.l.opts.Now().UnixMilli(), 0; ; ms, tries = ms+1, tries+1 {
+		qpath = fmt.Sprintf("%s%s%d", s.path, quarantineSuffix, ms)
+		err := p.l.fs.Link(s.path, qpath)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) || tries == 1000 {
+			return fmt.Errorf("quarantine %s: %w", s.path, err)
+		}
 	}
+	p.l.opts.Logger.Error("quarantined damaged segment; the partition is readable up to the damage",
+		"topic", p.topic, "partition", p.id, "segment", s.path, "quarantined_as", qpath,
+		"position", bad, "offset", next, "reason", cause)
+
 	tmp := s.path + tmpSuffix
 	nf, err := p.l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
