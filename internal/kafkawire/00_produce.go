@@ -57,7 +57,7 @@ import (
 func (s *Server) handleProduce(rc *request, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	pr := s.prepareProduce(rc, req)
 	pr.run(s, rc)
-	return pr.finish(s, rc, req)
+	return pr.finish(rc, req.Acks)
 }
 
 // stageProduce serves a produce request (acks 1 or -1) in two steps, on a
@@ -66,14 +66,19 @@ func (s *Server) handleProduce(rc *request, req *kmsg.ProduceRequest) (kmsg.Resp
 // acknowledgements and builds the response. The connection reads its next
 // request in between (pipeline.go), so that a producer's requests in flight
 // share fsyncs; the records in req may be reused once stageProduce returns.
+// The function keeps nothing of req: its records are in the connection's
+// request buffer, and holding them while the response waits would keep a
+// buffer of up to MaxRequestBytes alive per pipelined request once the
+// connection has moved on to a new one.
 func (s *Server) stageProduce(rc *request, req *kmsg.ProduceRequest, sp stream.StagedProducer) func() (kmsg.Response, error) {
 	pr := s.prepareProduce(rc, req)
 	for i := range pr.jobs {
 		pr.jobs[i].stage(s, rc, sp)
 	}
+	acks := req.Acks
 	return func() (kmsg.Response, error) {
 		pr.forEach(s, func(j *produceJob) { j.wait(s, rc) })
-		return pr.finish(s, rc, req)
+		return pr.finish(rc, acks)
 	}
 }
 
@@ -168,7 +173,7 @@ func (pr *stagedRequest) forEach(s *Server, fn func(*produceJob)) {
 
 // finish notes the errors for metrics and returns the response: none for
 // acks 0, or an error that closes the connection when acks 0 failed.
-func (pr *stagedRequest) finish(s *Server, rc *request, req *kmsg.ProduceRequest) (kmsg.Response, error) {
+func (pr *stagedRequest) finish(rc *request, acks int16) (kmsg.Response, error) {
 	failed := false
 	for i := range pr.resp.Topics {
 		for j := range pr.resp.Topics[i].Partitions {
@@ -177,12 +182,12 @@ func (pr *stagedRequest) finish(s *Server, rc *request, req *kmsg.ProduceRequest
 				rc.note(p.ErrorCode)
 				failed = true
 			}
-			if req.Version < 8 {
+			if rc.version < 8 {
 				p.ErrorMessage = nil
 			}
 		}
 	}
-	if req.Acks == 0 && pr.code != kerr.InvalidRequiredAcks.Code {
+	if acks == 0 && pr.code != kerr.InvalidRequiredAcks.Code {
 		if failed {
 			return nil, errCloseAcks0
 		}
@@ -219,8 +224,10 @@ func (j *produceJob) produce(s *Server, rc *request) {
 // stage appends the partition's batches in order without waiting for them;
 // wait collects the results.
 func (j *produceJob) stage(s *Server, rc *request, sp stream.StagedProducer) {
+	records := j.records
+	j.records = nil // part of the connection's request buffer, reused next
 	var one [1][]byte
-	batches, code, err := splitBatches(j.records, one[:0])
+	batches, code, err := splitBatches(records, one[:0])
 	if err != nil {
 		j.fail(s, rc, code, err)
 		return
@@ -236,7 +243,6 @@ func (j *produceJob) stage(s *Server, rc *request, sp stream.StagedProducer) {
 		}
 		j.waits = append(j.waits, wait)
 	}
-	j.records = nil // part of the connection's request buffer, reused next
 }
 
 func (j *produceJob) wait(s *Server, rc *request) {

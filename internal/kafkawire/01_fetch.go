@@ -30,8 +30,9 @@ import (
 //   - MinBytes and MaxWaitMillis: a first pass reads without waiting. If it
 //     found fewer than MinBytes, no partition failed and MaxWaitMillis
 //     allows, the server waits for data on all the request's partitions at
-//     once (one stream.Log.Fetch with MaxWait each, cancelled when the first
-//     one sees data) and reads again, until MinBytes are there or MaxWait
+//     once (one stream.Log.Fetch with MaxWait for each distinct partition,
+//     however often the request names it, cancelled when the first one
+//     sees data) and reads again, until MinBytes are there or MaxWait
 //     has passed. A partition error ends the wait at once. Shutdown ends
 //     waits early.
 //   - Fetch sessions (KIP-227) are not kept: SessionID 0 is always returned,
@@ -195,13 +196,33 @@ func (s *Server) waitForData(rc *request, parts []fetchPart, deadline time.Time)
 	if d <= 0 {
 		return false
 	}
-	waiting := 0
-	for i := range parts {
-		if parts[i].wait {
-			waiting++
-		}
+	// One waiter per partition, however often the request names it: the
+	// waiters live until data or the deadline, so one per entry would let
+	// a request of a few megabytes hold hundreds of thousands of
+	// goroutines. Every entry of a partition that waits is caught up, at
+	// the same high watermark, so the lowest waitAt serves them all.
+	type tp struct {
+		topic     string
+		partition int32
 	}
-	if waiting == 0 && len(parts) > 0 {
+	var waits []*fetchPart
+	first := map[tp]int{}
+	for i := range parts {
+		p := &parts[i]
+		if !p.wait {
+			continue
+		}
+		k := tp{p.topic, p.partition}
+		if j, ok := first[k]; ok {
+			if p.waitAt < waits[j].waitAt {
+				waits[j] = p
+			}
+			continue
+		}
+		first[k] = len(waits)
+		waits = append(waits, p)
+	}
+	if len(waits) == 0 && len(parts) > 0 {
 		return false
 	}
 	ctx, cancel := context.WithCancel(rc.ctx)
@@ -219,13 +240,9 @@ func (s *Server) waitForData(rc *request, parts []fetchPart, deadline time.Time)
 		return false
 	}
 
-	got := make(chan bool, waiting)
+	got := make(chan bool, len(waits))
 	var wg sync.WaitGroup
-	for i := range parts {
-		p := &parts[i]
-		if !p.wait {
-			continue
-		}
+	for _, p := range waits {
 		wg.Go(func() {
 			ok := false
 			defer func() {
@@ -240,7 +257,7 @@ func (s *Server) waitForData(rc *request, parts []fetchPart, deadline time.Time)
 		})
 	}
 	found := false
-	for range waiting {
+	for range waits {
 		if <-got {
 			found = true
 			break

@@ -18,12 +18,13 @@ import (
 //   - Each topic is checked, then created (or only checked, with
 //     ValidateOnly, v1+), with its own error code and message (v1+):
 //     INVALID_REQUEST for a name given twice in one request (every entry of
-//     it), for both a partition count and an assignment, or for a null
-//     config value; INVALID_TOPIC_EXCEPTION for a bad name;
+//     it) or for both a partition count and an assignment;
+//     INVALID_TOPIC_EXCEPTION for a bad name;
 //     INVALID_PARTITIONS for a count of 0, below -1 or above 10,000;
 //     INVALID_REPLICATION_FACTOR for anything but 1 or -1 (one broker);
 //     INVALID_REPLICA_ASSIGNMENT unless every partition 0..n-1 is assigned
-//     to [this node]; INVALID_CONFIG for a key or value the log refuses;
+//     to [this node]; INVALID_CONFIG for a null config value (as Kafka's
+//     controller answers it) or a key or value the log refuses;
 //     TOPIC_ALREADY_EXISTS.
 //   - NumPartitions and ReplicationFactor -1 (v4+, KIP-464) mean the
 //     defaults: Options.DefaultPartitions and 1.
@@ -97,7 +98,9 @@ func (s *Server) createTopic(rc *request, rt *kmsg.CreateTopicsRequestTopic, val
 	overrides := make(map[string]string, len(rt.Configs))
 	for _, c := range rt.Configs {
 		if c.Value == nil {
-			return kerr.InvalidRequest.Code, fmt.Errorf("config %q has a null value", c.Name)
+			// INVALID_CONFIG, as Kafka's controller answers it (older
+			// ZooKeeper brokers said INVALID_REQUEST).
+			return kerr.InvalidConfig.Code, fmt.Errorf("config %q has a null value", c.Name)
 		}
 		overrides[c.Name] = *c.Value
 	}

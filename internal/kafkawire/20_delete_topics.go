@@ -15,7 +15,8 @@ import (
 //     v6, given by topic ID; each is deleted with its data and committed
 //     offsets, and has its own error code (and message, v5+).
 //   - Unknown names get UNKNOWN_TOPIC_OR_PARTITION, unknown IDs
-//     UNKNOWN_TOPIC_ID. v6 answers with both the name and the ID.
+//     UNKNOWN_TOPIC_ID (with a null name, as in Kafka). v6 answers with
+//     both the name and the ID.
 //   - Deletion is complete when the response is sent; TimeoutMillis is not
 //     needed.
 
@@ -50,7 +51,10 @@ func (s *Server) handleDeleteTopics(rc *request, req *kmsg.DeleteTopicsRequest) 
 			}
 			var ok bool
 			if name, ok = byID[rt.TopicID]; !ok {
+				// The name is unknown, so null, as Kafka answers it.
 				code, err = kerr.UnknownTopicID.Code, fmt.Errorf("no topic has ID %x", rt.TopicID)
+				t.Topic = nil
+				break
 			}
 			t.Topic = strPtr(name)
 		}

@@ -26,10 +26,11 @@ import (
 //     topic defaults under their broker names (log.retention.ms, ...) as
 //     DEFAULT_CONFIG. Another broker ID gets INVALID_REQUEST.
 //   - Broker loggers (type 8): an empty list. Other types: INVALID_REQUEST.
-//   - ConfigNames filters (unknown names are left out); synonyms (v1+,
-//     when asked for) list the value's own source and, for a topic
-//     override, the broker default it overrides; types (v3+) are given;
-//     documentation is not.
+//   - ConfigNames filters (unknown names are left out); a null or empty
+//     list means every config, as in Kafka. Synonyms (v1+, when asked
+//     for) list the value's own source and, for a topic override, the
+//     broker default it overrides; types (v3+) are given; documentation
+//     is not.
 
 // topicConfigTypes are the types of the topic keys, and brokerSynonyms the
 // broker-level keys that hold their defaults.
@@ -111,7 +112,9 @@ func (s *Server) handleDescribeConfigs(rc *request, req *kmsg.DescribeConfigsReq
 			want[n] = true
 		}
 		for _, e := range entries {
-			if rr.ConfigNames != nil && !want[e.name] {
+			// Kafka lists everything for an empty list as for a null
+			// one (ConfigHelperUtils), and clients rely on it.
+			if len(rr.ConfigNames) > 0 && !want[e.name] {
 				continue
 			}
 			r.Configs = append(r.Configs, e.encode(req.IncludeSynonyms))

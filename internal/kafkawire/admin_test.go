@@ -52,6 +52,10 @@ func TestAdminTopics(t *testing.T) {
 		{"p-many", 10001, 1, nil, kerr.InvalidPartitions},
 		{"cfg", 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, kerr.InvalidConfig},
 		{"cfg2", 1, 1, map[string]*string{"no.such.key": kadm.StringPtr("1")}, kerr.InvalidConfig},
+		// A null value is INVALID_CONFIG, as Kafka's controller answers it
+		// (ReplicationControlManager: "Null value not supported for topic
+		// configs").
+		{"cfg-null", 1, 1, map[string]*string{"retention.ms": nil}, kerr.InvalidConfig},
 	}
 	for _, b := range bad {
 		_, err := adm.CreateTopic(ctx, b.partitions, b.rf, b.configs, b.name)
@@ -278,4 +282,57 @@ func TestAdminGroupOffsets(t *testing.T) {
 	if err != nil || len(fetched) != 0 {
 		t.Errorf("fetch offsets of an unknown group: %v, %v", fetched, err)
 	}
+}
+
+// TestDeleteTopicsByID deletes topics named by ID (v6) and checks each
+// entry's answer: the name and ID of a deleted topic, a null name for an
+// unknown ID (as Kafka's ControllerApis.deleteTopics answers it), and
+// INVALID_REQUEST for an entry with neither.
+func TestDeleteTopicsByID(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	e.createTopic("byid", 1, nil)
+	info, err := e.log.DescribeTopic(testContext(t), "byid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.dial()
+	cases := []struct {
+		name     string
+		id       [16]byte
+		wantName *string
+		wantCode int16
+	}{
+		{"known", info.ID, kmsg.StringPtr("byid"), 0},
+		{"unknown", [16]byte{0xff}, nil, kerr.UnknownTopicID.Code},
+		{"neither", [16]byte{}, nil, kerr.InvalidRequest.Code},
+	}
+	req := kmsg.NewPtrDeleteTopicsRequest()
+	req.SetVersion(6)
+	for _, c := range cases {
+		rt := kmsg.NewDeleteTopicsRequestTopic()
+		rt.TopicID = c.id
+		req.Topics = append(req.Topics, rt)
+	}
+	resp := roundTrip[*kmsg.DeleteTopicsResponse](r, req)
+	if len(resp.Topics) != len(cases) {
+		t.Fatalf("got %d topics, want %d", len(resp.Topics), len(cases))
+	}
+	for i, c := range cases {
+		got := resp.Topics[i]
+		if got.ErrorCode != c.wantCode || got.TopicID != c.id || !reflect.DeepEqual(got.Topic, c.wantName) {
+			t.Errorf("%s: got name %v, ID %x, code %d; want %v, %x, %d", c.name, ptrString(got.Topic), got.TopicID, got.ErrorCode,
+				ptrString(c.wantName), c.id, c.wantCode)
+		}
+	}
+	if _, err := e.log.DescribeTopic(testContext(t), "byid"); err == nil {
+		t.Error("byid still exists after delete")
+	}
+}
+
+// ptrString prints a nullable string.
+func ptrString(s *string) string {
+	if s == nil {
+		return "null"
+	}
+	return strconv.Quote(*s)
 }

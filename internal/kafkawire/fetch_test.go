@@ -2,6 +2,7 @@ package kafkawire
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -182,5 +183,38 @@ func TestFetchLimitsAndErrors(t *testing.T) {
 	req.SessionEpoch = 0 // asks for a session: a sessionless answer
 	if resp := roundTrip[*kmsg.FetchResponse](rc, req); resp.ErrorCode != 0 || resp.SessionID != 0 {
 		t.Errorf("session request: error %d, session %d", resp.ErrorCode, resp.SessionID)
+	}
+}
+
+// TestFetchWaitDuplicatePartitions checks that a fetch naming one caught-up
+// partition many times waits on it once: a waiter per entry would let a
+// request of a few hundred kilobytes hold a goroutine per entry for the
+// whole MaxWait. Data arriving still ends the wait, for every entry.
+func TestFetchWaitDuplicatePartitions(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	e.createTopic("d", 1, nil)
+	rc := e.dial()
+	const entries = 20000
+	req := fetchRequest("d", 0, 0)
+	req.MaxWaitMillis, req.MinBytes = 10000, 1
+	for len(req.Topics[0].Partitions) < entries {
+		req.Topics[0].Partitions = append(req.Topics[0].Partitions, req.Topics[0].Partitions[0])
+	}
+	before := runtime.NumGoroutine()
+	corr := rc.send(req)
+	peak := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		peak = max(peak, runtime.NumGoroutine()-before)
+	}
+	e.appendBatch("d", 0, "wake")
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	resp.SetVersion(req.Version)
+	rc.recv(resp, corr)
+	if peak > 100 {
+		t.Errorf("fetch waiting on %d entries of one partition: %d more goroutines, want a handful", entries, peak)
+	}
+	if ps := resp.Topics[0].Partitions; len(ps) != entries || len(ps[0].RecordBatches) == 0 || len(ps[entries-1].RecordBatches) == 0 {
+		t.Errorf("after the wait: %d partitions, first and last with %d and %d bytes; want %d, both with records",
+			len(ps), len(ps[0].RecordBatches), len(ps[len(ps)-1].RecordBatches), entries)
 	}
 }

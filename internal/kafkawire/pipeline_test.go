@@ -3,7 +3,9 @@ package kafkawire
 import (
 	"fmt"
 	"maps"
+	"runtime"
 	"testing"
+	"weak"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -162,5 +164,53 @@ func TestPipelinedProduceAnsweredOnShutdown(t *testing.T) {
 	}
 	if int64(answered) != hw {
 		t.Errorf("got %d answers for %d stored records, want one per stored record", answered, hw)
+	}
+}
+
+// TestStagedProduceKeepsNoRequestBytes checks that a staged produce request
+// lets go of its records once staged: they are in the connection's request
+// buffer, and a pipelined request waiting for its fsync must not keep a
+// buffer of up to MaxRequestBytes alive after the connection has moved on
+// (doc.go: a connection holds one request being read). Both a partition
+// that is staged and one that fails are checked.
+func TestStagedProduceKeepsNoRequestBytes(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	e.createTopic("t", 1, nil)
+	sp := e.log.(stream.StagedProducer)
+	for _, c := range []struct {
+		name     string
+		topic    string
+		wantCode int16
+	}{
+		{"staged", "t", 0},
+		{"failed", "missing", kerr.UnknownTopicOrPartition.Code},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req := produceRequest(t, 9, -1, c.topic, 0, "v")
+			// The records in a buffer of their own, as a connection's
+			// request buffer holds them, watched by a weak pointer.
+			records := req.Topics[0].Partitions[0].Records
+			buf := make([]byte, 1<<20)
+			req.Topics[0].Partitions[0].Records = buf[:copy(buf, records)]
+			watch := weak.Make(&buf[0])
+			buf, records = nil, nil
+
+			rc := &request{ctx: testContext(t), c: &conn{s: e.srv}, key: 0, version: req.Version, principal: anonymous}
+			finish := e.srv.stageProduce(rc, req, sp)
+			req = nil
+			runtime.GC()
+			runtime.GC()
+			if watch.Value() != nil {
+				t.Error("the request's records are still reachable while the response waits")
+			}
+			resp, err := finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+			if p.ErrorCode != c.wantCode {
+				t.Errorf("partition: got error %d, want %d", p.ErrorCode, c.wantCode)
+			}
+		})
 	}
 }
